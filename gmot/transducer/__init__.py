@@ -1,0 +1,52 @@
+"""Pruned RNN-T with k2's API (k2 backend when importable, builtin kernels otherwise), plus the
+stateless decoder and the joiner.
+
+Public API:
+
+- losses: :func:`rnnt_loss_simple`, :func:`rnnt_loss_smoothed`, :func:`rnnt_loss_pruned`,
+  :func:`rnnt_loss` (full joint), :func:`mutual_information_recursion`;
+- pruning: :func:`get_rnnt_prune_ranges`, :func:`do_rnnt_pruning`;
+- backend: :func:`set_rnnt_backend`, :func:`get_rnnt_backend`, :func:`available_rnnt_backends`,
+  :func:`add_rnnt_backend_argument` (``--rnnt-backend auto|k2|builtin``);
+- modules: :class:`Decoder` (stateless prediction network), :class:`Joiner`.
+
+All losses take ``delay_penalty``, ``boundary`` (B, 4) ``[s_begin, t_begin, s_end, t_end]``,
+``rnnt_type`` ("regular", "modified", "constrained") and ``reduction`` ("none", "mean", "sum")
+with k2's meanings; see :mod:`gmot.transducer.losses`.
+"""
+
+from gmot.transducer.api import (
+    do_rnnt_pruning,
+    get_rnnt_prune_ranges,
+    mutual_information_recursion,
+    rnnt_loss,
+    rnnt_loss_pruned,
+    rnnt_loss_simple,
+    rnnt_loss_smoothed,
+)
+from gmot.transducer.backend import (
+    add_rnnt_backend_argument,
+    available_rnnt_backends,
+    get_rnnt_backend,
+    k2_available,
+    set_rnnt_backend,
+)
+from gmot.transducer.decoder import Decoder
+from gmot.transducer.joiner import Joiner
+
+__all__ = [
+    "Decoder",
+    "Joiner",
+    "add_rnnt_backend_argument",
+    "available_rnnt_backends",
+    "do_rnnt_pruning",
+    "get_rnnt_backend",
+    "get_rnnt_prune_ranges",
+    "k2_available",
+    "mutual_information_recursion",
+    "rnnt_loss",
+    "rnnt_loss_pruned",
+    "rnnt_loss_simple",
+    "rnnt_loss_smoothed",
+    "set_rnnt_backend",
+]

