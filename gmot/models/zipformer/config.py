@@ -1,0 +1,134 @@
+"""Zipformer configurations: the published small / medium / large and a tiny one for tests.
+
+Per-stack values follow the table in shared/spec/zipformer.md (icefall's published recipes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ZipformerConfig", "NAMED_CONFIGS", "get_config"]
+
+
+def _tuple6(values: Any, name: str) -> tuple[int, ...]:
+    if isinstance(values, str):
+        values = [int(v) for v in values.split(",")]
+    if isinstance(values, int):
+        values = [values]
+    vals = tuple(int(v) for v in values)
+    if len(vals) == 1:
+        vals = vals * 6
+    return vals
+
+
+@dataclass
+class ZipformerConfig:
+    """Hyper-parameters of a Zipformer encoder (per-stack values are tuples, one per stack).
+
+    Comma strings ("2,2,3,4,3,2") and single ints (broadcast to every stack) are accepted.
+    """
+
+    num_layers: tuple[int, ...] = (2, 2, 3, 4, 3, 2)
+    encoder_dim: tuple[int, ...] = (192, 256, 384, 512, 384, 256)
+    feedforward_dim: tuple[int, ...] = (512, 768, 1024, 1536, 1024, 768)
+    encoder_unmasked_dim: tuple[int, ...] = (192, 192, 256, 256, 256, 192)
+    num_heads: tuple[int, ...] = (4, 4, 4, 8, 4, 4)
+    cnn_module_kernel: tuple[int, ...] = (31, 31, 15, 15, 15, 31)
+    downsampling_factor: tuple[int, ...] = (1, 2, 4, 8, 4, 2)
+    query_head_dim: int = 32
+    pos_head_dim: int = 4
+    value_head_dim: int = 12
+    pos_dim: int = 48
+    output_downsampling_factor: int = 2
+    dropout: float = 0.1
+    feature_mask_prob: float = 0.15
+    embed_channels: tuple[int, ...] = (8, 32, 128)
+    embed_convnext_hidden: int = 384
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        per_stack = (
+            "num_layers",
+            "encoder_dim",
+            "feedforward_dim",
+            "encoder_unmasked_dim",
+            "num_heads",
+            "cnn_module_kernel",
+            "downsampling_factor",
+        )
+        for name in per_stack:
+            setattr(self, name, _tuple6(getattr(self, name), name))
+        n = len(self.downsampling_factor)
+        for name in per_stack:
+            vals = getattr(self, name)
+            if len(vals) == 1:
+                vals = vals * n
+                setattr(self, name, vals)
+            if len(vals) != n:
+                raise ValueError(f"{name} has {len(vals)} values, expected {n}: {vals}")
+        for i, (u, d) in enumerate(zip(self.encoder_unmasked_dim, self.encoder_dim)):
+            if u > d:
+                raise ValueError(f"encoder_unmasked_dim[{i}]={u} exceeds encoder_dim[{i}]={d}")
+        self.embed_channels = tuple(int(c) for c in self.embed_channels)
+        if len(self.embed_channels) != 3:
+            raise ValueError(f"embed_channels needs 3 values, got {self.embed_channels}")
+        for i, k in enumerate(self.cnn_module_kernel):
+            if k % 2 != 1:
+                raise ValueError(f"cnn_module_kernel[{i}]={k} must be odd")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+NAMED_CONFIGS: dict[str, dict] = {
+    "small": dict(
+        num_layers=(2, 2, 2, 2, 2, 2),
+        encoder_dim=(192, 256, 256, 256, 256, 256),
+        feedforward_dim=(512, 768, 768, 768, 768, 768),
+        encoder_unmasked_dim=(192,) * 6,
+    ),
+    "medium": dict(
+        num_layers=(2, 2, 3, 4, 3, 2),
+        encoder_dim=(192, 256, 384, 512, 384, 256),
+        feedforward_dim=(512, 768, 1024, 1536, 1024, 768),
+        encoder_unmasked_dim=(192, 192, 256, 256, 256, 192),
+    ),
+    "large": dict(
+        num_layers=(2, 2, 4, 5, 4, 2),
+        encoder_dim=(192, 256, 512, 768, 512, 256),
+        feedforward_dim=(512, 768, 1536, 2048, 1536, 768),
+        encoder_unmasked_dim=(192, 192, 256, 320, 256, 192),
+    ),
+    # ~1.3M parameters (narrower front end): CPU tests and the demo recipe.
+    "tiny": dict(
+        num_layers=(1, 1, 1, 1, 1, 1),
+        encoder_dim=(64, 96, 96, 128, 96, 96),
+        feedforward_dim=(128, 192, 192, 256, 192, 192),
+        encoder_unmasked_dim=(64, 64, 64, 64, 64, 64),
+        num_heads=(2, 2, 2, 4, 2, 2),
+        cnn_module_kernel=(15, 15, 7, 7, 7, 15),
+        embed_channels=(8, 16, 32),
+        embed_convnext_hidden=96,
+    ),
+}
+
+
+def get_config(name_or_config: str | dict | ZipformerConfig) -> ZipformerConfig:
+    """Resolve a name ("tiny", "small", "medium", "large"), a dict or a config to a config."""
+    if isinstance(name_or_config, ZipformerConfig):
+        return name_or_config
+    if isinstance(name_or_config, str):
+        if name_or_config not in NAMED_CONFIGS:
+            raise ValueError(
+                f"unknown Zipformer config {name_or_config!r}; known: {sorted(NAMED_CONFIGS)}"
+            )
+        return ZipformerConfig(**NAMED_CONFIGS[name_or_config])
+    if isinstance(name_or_config, dict):
+        fields = {f.name for f in dataclasses.fields(ZipformerConfig)}
+        unknown = set(name_or_config) - fields
+        if unknown:
+            raise ValueError(f"unknown Zipformer config keys {sorted(unknown)}")
+        return ZipformerConfig(**name_or_config)
+    raise TypeError(f"name_or_config must be str, dict or ZipformerConfig, got {name_or_config!r}")

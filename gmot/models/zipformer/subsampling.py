@@ -1,0 +1,107 @@
+"""Conv2d subsampling front end of the Zipformer: 100 Hz fbank -> 50 Hz frames.
+
+Three 3x3 convolutions (1->8, 8->32 with stride 2, 32->128 with stride (1, 2) over
+(time, frequency)), each followed by SwooshR, then a ConvNeXt-style block (7x7 depthwise conv,
+1x1 expansion to 384 channels with SwooshL, 1x1 projection, residual), a linear layer to
+``out_dim`` and a BiasNorm. No padding is used along time in the first three convolutions, so the
+output has ``(T - 7) // 2`` frames and every valid output frame depends only on valid input frames;
+frames past each utterance's valid length are zeroed before the ConvNeXt block so that padding
+never leaks into valid frames.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gmot.models.zipformer.scaling import Balancer, BiasNorm, SwooshL, SwooshR, Whiten
+
+__all__ = ["Conv2dSubsampling", "subsampled_lengths"]
+
+
+def subsampled_lengths(x_lens: Tensor) -> Tensor:
+    """Output lengths of :class:`Conv2dSubsampling`: ``(x_lens - 7) // 2`` (int64, (B,))."""
+    return torch.div(x_lens - 7, 2, rounding_mode="floor")
+
+
+def _time_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """(B,) lengths -> (B, max_len) bool, True on valid frames."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class ConvNeXt(nn.Module):
+    """ConvNeXt-style residual block on (B, C, T, F) feature maps."""
+
+    def __init__(self, channels: int = 128, hidden: int = 384, kernel: int = 7) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(
+            channels, channels, kernel, padding=kernel // 2, groups=channels, bias=True
+        )
+        self.pointwise1 = nn.Conv2d(channels, hidden, 1)
+        self.activation = SwooshL()
+        self.hidden_balancer = Balancer(hidden, channel_dim=1, min_positive=0.3, max_positive=1.0)
+        self.pointwise2 = nn.Conv2d(hidden, channels, 1)
+        with torch.no_grad():
+            self.pointwise2.weight.mul_(0.01)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.pointwise1(self.depthwise(x))
+        y = self.activation(self.hidden_balancer(y))
+        return x + self.pointwise2(y)
+
+
+class Conv2dSubsampling(nn.Module):
+    """Subsample (B, T, F) fbank at 100 Hz to (B, (T - 7) // 2, out_dim) at 50 Hz.
+
+    Args:
+        in_features: number of fbank bins F (>= 9).
+        out_dim: output channels (encoder_dim of the first stack).
+        dropout: dropout on the output.
+        channels: output channels of the three convolutions ((8, 32, 128) published; smaller
+            only for tiny test models).
+        convnext_hidden: hidden channels of the ConvNeXt block (384 published).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_dim: int,
+        dropout: float = 0.1,
+        channels: tuple[int, int, int] = (8, 32, 128),
+        convnext_hidden: int = 384,
+    ) -> None:
+        super().__init__()
+        c1, c2, c3 = channels
+        if in_features < 9:
+            raise ValueError(f"in_features must be >= 9, got {in_features}")
+        self.in_features = in_features
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, c1, 3, padding=(0, 1)),
+            SwooshR(),
+            nn.Conv2d(c1, c2, 3, stride=2),
+            SwooshR(),
+            nn.Conv2d(c2, c3, 3, stride=(1, 2)),
+            SwooshR(),
+        )
+        self.convnext = ConvNeXt(c3, convnext_hidden)
+        self.out_width = ((in_features - 1) // 2 - 1) // 2
+        self.out = nn.Linear(self.out_width * c3, out_dim)
+        self.out_whiten = Whiten(num_groups=1, whitening_limit=5.0)
+        self.out_norm = BiasNorm(out_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Args: x (B, T, F) float, x_lens (B,) int frames. Returns (B, T', D), lens (B,)."""
+        if x.dim() != 3 or x.shape[2] != self.in_features:
+            raise ValueError(f"x must be (B, T, {self.in_features}), got {tuple(x.shape)}")
+        if x.shape[1] < 9:
+            raise ValueError(f"need at least 9 input frames, got T={x.shape[1]}")
+        out_lens = subsampled_lengths(x_lens)
+        y = self.conv(x.unsqueeze(1))  # (B, 128, T', F')
+        mask = _time_mask(out_lens, y.shape[2])
+        y = y * mask[:, None, :, None].to(y.dtype)
+        y = self.convnext(y)
+        b, c, t, f = y.shape
+        y = self.out(y.permute(0, 2, 1, 3).reshape(b, t, c * f))
+        y = self.out_norm(self.out_whiten(y))
+        return self.dropout(y), out_lens
