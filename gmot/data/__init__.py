@@ -1,0 +1,19 @@
+"""Data: token tables, AISHELL-layout manifests, the synthetic hsk corpus, the ASR data module."""
+
+from gmot.data.datamodule import AsrDataModule
+from gmot.data.dataset import AsrDataset
+from gmot.data.filters import CutFilter, frames_after_subsampling
+from gmot.data.manifests import DropReport, check_aishell_layout, prepare_aishell_cuts
+from gmot.data.tokens import OOVError, TokenTable
+
+__all__ = [
+    "AsrDataModule",
+    "AsrDataset",
+    "CutFilter",
+    "DropReport",
+    "OOVError",
+    "TokenTable",
+    "check_aishell_layout",
+    "frames_after_subsampling",
+    "prepare_aishell_cuts",
+]
