@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""Train the Zipformer + GM-OT model on hsk (the embedded offline corpus) (run from egs/hsk/ASR).
+
+    ./zipformer_gmot/train.py --world-size 2 --num-epochs 30 --exp-dir zipformer_gmot/exp \\
+        --gmot-loss-scale 0.1 --max-duration 1000
+
+All flags: `./zipformer_gmot/train.py --help`; the code is gmot.training.train.
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    import gmot  # noqa: F401
+except ImportError:  # a checkout without `pip install -e .`: use the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
+
+from gmot.training.train import main
+
+if __name__ == "__main__":
+    main(
+        defaults={
+            "corpus": "hsk",
+            "encoder_config": "small",
+            "num_epochs": 30,
+            "exp_dir": Path("zipformer_gmot/exp"),
+            "lang_dir": Path("data/lang_char"),
+        }
+    )

@@ -1,0 +1,297 @@
+"""Loss composition (icefall's schedules), metrics, one training epoch, validation.
+
+``compute_loss`` turns the model's per-term sums into the training objective::
+
+    loss = simple_scale * simple + pruned_scale * pruned          (transducer)
+         + ctc_loss_scale * ctc + attention_decoder_loss_scale * attention
+         + gmot_scale(batch) * gmot
+
+with simple_scale 1.0 -> 0.5 and pruned_scale 0.1 -> 1.0 linearly over ``warm_step`` batches and
+``gmot_scale(b) = gmot_loss_scale * min(1, b / gmot_warmup_batches)``. Metrics are kept as sums
+and reported per encoder output frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gmot.training.ddp import all_reduce_sum
+from gmot.training.safeguards import NonFiniteGuard, grad_scale_watchdog, save_bad_batch
+
+LOSS_TERMS = ("simple", "pruned", "ctc", "attention", "gmot")
+
+
+def transducer_scales(batch_idx_train: int, warm_step: int) -> tuple[float, float]:
+    """(simple_scale, pruned_scale): 1.0 -> 0.5 and 0.1 -> 1.0 over ``warm_step`` batches."""
+    if warm_step <= 0 or batch_idx_train >= warm_step:
+        return 0.5, 1.0
+    r = batch_idx_train / warm_step
+    return 1.0 - 0.5 * r, 0.1 + 0.9 * r
+
+
+def gmot_scale(params: Any, batch_idx_train: int) -> float:
+    """The GM-OT loss weight at this batch (0 means: do not compute GM-OT at all)."""
+    s = float(params.gmot_loss_scale)
+    w = int(getattr(params, "gmot_warmup_batches", 0))
+    if s == 0.0:
+        return 0.0
+    if w > 0:
+        s *= min(1.0, batch_idx_train / w)
+    return s
+
+
+def autocast_ctx(params: Any, device: torch.device):
+    """autocast(fp16 | bf16) per the flags, else a null context."""
+    if getattr(params, "use_bf16", False):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if getattr(params, "use_fp16", False):
+        return torch.autocast(device_type=device.type, dtype=torch.float16)
+    return nullcontext()
+
+
+def compute_loss(
+    params: Any, model: nn.Module, batch: dict, device: torch.device, is_training: bool
+) -> tuple[Tensor, dict[str, float], dict]:
+    """Run the model on ``batch`` and combine the terms.
+
+    Returns:
+      (loss scalar float32 (sum over the batch), metric sums {term: value, "loss", "frames",
+      "utterances", GM-OT diagnostics sums}, info dict from the model).
+    """
+    b = int(params.batch_idx_train)
+    g = gmot_scale(params, b) if is_training else float(params.gmot_loss_scale)
+    feats = batch["features"].to(device)
+    lens = batch["feature_lens"].to(device)
+    plm_feats = batch.get("plm_feats")
+    plm_lens = batch.get("plm_lens")
+    use_gmot = g > 0.0
+    if use_gmot and plm_feats is None:
+        raise ValueError(
+            "--gmot-loss-scale > 0 but the batch has no 'plm_feats': train on cuts with PLM "
+            "targets (data/plm/..._cuts_train.jsonl.gz) or set --gmot-loss-scale 0"
+        )
+    inner = model.module if hasattr(model, "module") else model
+    with autocast_ctx(params, device), torch.set_grad_enabled(is_training):
+        out = model(
+            feats,
+            lens,
+            batch["token_ids"],
+            None if not use_gmot else plm_feats.to(device),
+            None if not use_gmot else plm_lens.to(device),
+            compute_gmot=use_gmot,
+            prune_range=params.prune_range,
+            am_scale=params.am_scale,
+            lm_scale=params.lm_scale,
+        )
+    info = out.pop("info")
+    loss = torch.zeros((), device=device, dtype=torch.float32)
+    m: dict[str, float] = {}
+    if "simple" in out:
+        ss, ps = transducer_scales(b, params.warm_step) if is_training else (0.5, 1.0)
+        loss = loss + ss * out["simple"].float() + ps * out["pruned"].float()
+    if "ctc" in out:
+        loss = loss + params.ctc_loss_scale * out["ctc"].float()
+    if "attention" in out:
+        loss = loss + params.attention_decoder_loss_scale * out["attention"].float()
+    if "gmot" in out:
+        loss = loss + g * out["gmot"].float()
+    for k, v in out.items():
+        m[k] = float(v.detach())
+    m["loss"] = float(loss.detach())
+    m["frames"] = float(info["frames"])
+    m["utterances"] = float(info["utterances"])
+    if "gmot_per_utt" in info:
+        m["gmot_distance"] = float(info["gmot_per_utt"].sum())
+        if "gmot_plan_entropy" in info:
+            m["gmot_plan_entropy"] = float(info["gmot_plan_entropy"].sum())
+        m["gmot_utts"] = float(info["utterances"])
+    del inner
+    return loss, m, info
+
+
+class MetricsTracker(dict):
+    """Sums of metrics; :meth:`norm` gives loss terms per frame and GM-OT diagnostics per
+    utterance."""
+
+    def add(self, other: dict[str, float], decay: float | None = None) -> None:
+        if decay is not None:
+            for k in list(self):
+                self[k] *= decay
+        for k, v in other.items():
+            self[k] = self.get(k, 0.0) + v
+
+    def norm(self) -> dict[str, float]:
+        fr = max(self.get("frames", 0.0), 1.0)
+        nu = max(self.get("gmot_utts", 0.0), 1.0)
+        out = {}
+        for k, v in self.items():
+            if k in ("frames", "utterances", "gmot_utts"):
+                continue
+            out[k] = v / nu if k in ("gmot_distance", "gmot_plan_entropy") else v / fr
+        return out
+
+    def all_reduce(self, device: torch.device) -> None:
+        keys = sorted(self)
+        t = torch.tensor([self[k] for k in keys], dtype=torch.float64, device=device)
+        all_reduce_sum(t)
+        for k, v in zip(keys, t.tolist()):
+            self[k] = v
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k}={v:.4g}" for k, v in self.norm().items())
+
+
+def validate(params: Any, model: nn.Module, valid_dl: Any, device: torch.device) -> MetricsTracker:
+    """Validation metrics (sums all-reduced over ranks)."""
+    model.eval()
+    tot = MetricsTracker()
+    with torch.no_grad():
+        for batch in valid_dl:
+            _, m, _ = compute_loss(params, model, batch, device, is_training=False)
+            tot.add(m)
+    tot.all_reduce(device)
+    model.train()
+    return tot
+
+
+def _log_plan(params: Any, tb: Any, info: dict, batch: dict) -> None:
+    """Write a transport-plan heatmap of utterance 0 to TensorBoard."""
+    try:
+        import numpy as np
+        from PIL import Image
+
+        from gmot.ot import plot_transport_plan
+
+        plan = info["gmot_plan"].float().cpu()
+        lt = int(batch["plm_lens"][0])
+        la = int((plan[:, :lt].sum(-1) > 0).sum()) or plan.shape[0]
+        tokens = batch.get("plm_tokens")
+        toks = list(tokens[0])[:lt] if tokens else [str(i) for i in range(lt)]
+        path = Path(params.exp_dir) / "plans" / f"plan-{params.batch_idx_train}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot_transport_plan(plan[:la, :lt], toks, path, title=f"batch {params.batch_idx_train}")
+        img = np.asarray(Image.open(path).convert("RGB"))
+        tb.add_image("train/transport_plan", img, params.batch_idx_train, dataformats="HWC")
+    except Exception as exc:  # plotting must never stop training
+        logging.warning("could not plot the transport plan: %s", exc)
+
+
+def train_one_epoch(
+    params: Any,
+    model: nn.Module,
+    model_avg: nn.Module | None,
+    optimizer: Any,
+    scheduler: Any,
+    train_dl: Any,
+    valid_dl: Any,
+    device: torch.device,
+    scaler: Any = None,
+    tb_writer: Any = None,
+    rank: int = 0,
+    world_size: int = 1,
+    guard: NonFiniteGuard | None = None,
+    save_fn: Any = None,
+) -> MetricsTracker:
+    """Train over ``train_dl`` once (or its remainder after a resume).
+
+    ``params`` is mutated: ``batch_idx_train`` (global batch counter), ``batch_idx_epoch``
+    (batches done in this epoch). ``save_fn(path)`` writes a checkpoint (called on every rank;
+    only rank 0 writes) every ``save_every_n`` batches as ``checkpoint-B.pt``.
+    """
+    from gmot.models.zipformer import set_batch_count
+
+    model.train()
+    guard = guard or NonFiniteGuard(params.max_nonfinite_batches)
+    tot = MetricsTracker()
+    t0 = time.time()
+    for batch in train_dl:
+        params.batch_idx_train += 1
+        params.batch_idx_epoch += 1
+        b = params.batch_idx_train
+        set_batch_count(model, params.ref_batch_count_scale * b)
+        try:
+            loss, m, info = compute_loss(params, model, batch, device, is_training=True)
+            ok = guard.check(loss, b, batch.get("cut_ids"))
+            if world_size > 1:  # skip together: one rank's nan must not reach the others
+                flag = torch.tensor([float(ok)], device=device)
+                ok = bool(all_reduce_sum(flag).item() == world_size)
+            if ok:
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
+            elif world_size > 1:  # finish DDP's pending reduction; the result is discarded
+                (loss.nan_to_num(0.0, 0.0, 0.0) * 0.0).backward()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step_batch(b)
+        except Exception:
+            if rank == 0:
+                logging.exception("exception at batch %d", b)
+            save_bad_batch(params.exp_dir, batch, model, b, rank if world_size > 1 else None)
+            raise
+        if ok:
+            tot.add(m, decay=1.0 - 1.0 / params.reset_interval)
+        if scaler is not None and b % 100 == 0:
+            grad_scale_watchdog(scaler, b)
+        if model_avg is not None and rank == 0 and b % params.average_period == 0:
+            from gmot.training.model_avg import update_averaged_model
+
+            update_averaged_model(model_avg, model, b, params.average_period)
+        if save_fn is not None and params.save_every_n > 0 and b % params.save_every_n == 0:
+            save_fn(Path(params.exp_dir) / f"checkpoint-{b}.pt")
+        if b % params.log_interval == 0 and rank == 0:
+            lr = scheduler.get_last_lr()[0]
+            gs = scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
+            cur = MetricsTracker(m).norm()
+            logging.info(
+                "epoch %d, batch %d (global %d), loss[%s], tot_loss[%s], lr %.3g, grad_scale %g, "
+                "%.2f s",
+                params.cur_epoch,
+                params.batch_idx_epoch,
+                b,
+                ", ".join(f"{k}={v:.4g}" for k, v in cur.items()),
+                tot,
+                lr,
+                gs,
+                time.time() - t0,
+            )
+            if tb_writer is not None:
+                for k, v in cur.items():
+                    tb_writer.add_scalar(f"train/current_{k}", v, b)
+                for k, v in tot.norm().items():
+                    tb_writer.add_scalar(f"train/tot_{k}", v, b)
+                tb_writer.add_scalar("train/lr", lr, b)
+                tb_writer.add_scalar("train/grad_scale", gs, b)
+                tb_writer.add_scalar("train/gmot_scale", gmot_scale(params, b), b)
+        if (
+            tb_writer is not None
+            and rank == 0
+            and "gmot_plan" in info
+            and params.plot_plan_interval > 0
+            and b % params.plot_plan_interval == 0
+        ):
+            _log_plan(params, tb_writer, info, batch)
+        if valid_dl is not None and params.valid_interval > 0 and b % params.valid_interval == 0:
+            v = validate(params, model, valid_dl, device)
+            if rank == 0:
+                logging.info("epoch %d, batch %d: validation %s", params.cur_epoch, b, v)
+                if tb_writer is not None:
+                    for k, val in v.norm().items():
+                        tb_writer.add_scalar(f"valid/{k}", val, b)
+            loss_v = v.norm().get("loss", math.inf)
+            if loss_v < params.best_valid_loss:
+                params.best_valid_loss = loss_v
+        if params.max_batches > 0 and b >= params.max_batches:
+            break
+    return tot
