@@ -1,0 +1,21 @@
+#!/usr/bin/env python3
+"""Export a hsk model: averaged pretrained.pt and ONNX encoder/decoder/joiner
+(run from egs/hsk/ASR).
+
+    ./zipformer_gmot/export.py --epoch 30 --avg 9 --use-averaged-model 1
+
+All flags: `--help`; the code is gmot.export.export_main.
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    import gmot  # noqa: F401
+except ImportError:  # a checkout without `pip install -e .`: use the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
+
+from gmot.export.export_main import main
+
+if __name__ == "__main__":
+    main(exp_dir=Path("zipformer_gmot/exp"), lang_dir=Path("data/lang_char"))

@@ -1,0 +1,21 @@
+#!/usr/bin/env python3
+"""Transcribe wav files with a hsk model, no manifests needed (run from egs/hsk/ASR).
+
+    ./zipformer_gmot/pretrained.py --checkpoint zipformer_gmot/exp/pretrained.pt \\
+        --tokens data/lang_char/tokens.txt a.wav b.wav
+
+All flags: `--help`; the code is gmot.decoding.pretrained_main.
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    import gmot  # noqa: F401
+except ImportError:  # a checkout without `pip install -e .`: use the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
+
+from gmot.decoding.pretrained_main import main
+
+if __name__ == "__main__":
+    main(tokens=Path("data/lang_char/tokens.txt"))

@@ -1,0 +1,43 @@
+"""Decoding: transducer and CTC search, attention-decoder rescoring, CER scoring.
+
+Entry points: :mod:`gmot.decoding.decode_main` (``decode.py``) and
+:mod:`gmot.decoding.pretrained_main` (``pretrained.py``).
+"""
+
+from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
+from gmot.decoding.rescoring import AttentionScorer, rescore_nbest
+from gmot.decoding.scoring import (
+    ErrorCounts,
+    compute_cer,
+    count_errors,
+    save_results,
+    store_transcripts,
+    text_to_units,
+    write_error_stats,
+)
+from gmot.decoding.transducer_search import (
+    beam_search,
+    fast_beam_search,
+    greedy_search,
+    greedy_search_batch,
+    modified_beam_search,
+)
+
+__all__ = [
+    "AttentionScorer",
+    "ErrorCounts",
+    "beam_search",
+    "compute_cer",
+    "count_errors",
+    "ctc_greedy_search",
+    "ctc_prefix_beam_search",
+    "fast_beam_search",
+    "greedy_search",
+    "greedy_search_batch",
+    "modified_beam_search",
+    "rescore_nbest",
+    "save_results",
+    "store_transcripts",
+    "text_to_units",
+    "write_error_stats",
+]

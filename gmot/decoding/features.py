@@ -1,0 +1,96 @@
+"""Audio -> 80-dim log-mel fbank for decoding without manifests (pretrained.py), and a plain
+cut batcher used by decode.py when the data module (gmot.data) is not importable.
+
+Features match the training front end: lhotse ``Fbank`` (80 mel bins, 25 ms window, 10 ms
+shift, no dither, ``snip_edges=False``) on 16 kHz audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SAMPLING_RATE = 16000
+FRAME_SHIFT_S = 0.01  # seconds per feature frame
+
+
+def _fbank():
+    from lhotse import Fbank, FbankConfig
+
+    return Fbank(FbankConfig(num_mel_bins=80, sampling_rate=SAMPLING_RATE))
+
+
+def read_wave(path: str | Path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Read an audio file as mono float32 samples (N,) at ``sampling_rate`` Hz (resampled).
+
+    Raises:
+      FileNotFoundError / ValueError naming the file when it is missing or unreadable.
+    """
+    from lhotse import Recording
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"audio file not found: {path}")
+    try:
+        rec = Recording.from_file(path)
+        if rec.sampling_rate != sampling_rate:
+            rec = rec.resample(sampling_rate)
+        samples = rec.load_audio()  # (channels, N)
+    except Exception as exc:
+        raise ValueError(f"cannot read audio file {path}: {type(exc).__name__}: {exc}") from exc
+    if samples.ndim == 2:
+        samples = samples.mean(axis=0)
+    if samples.size == 0:
+        raise ValueError(f"audio file {path} has no samples")
+    return samples.astype(np.float32)
+
+
+def compute_fbank(
+    waves: list[np.ndarray], sampling_rate: int = SAMPLING_RATE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fbank of each waveform (N_i,) -> zero-padded features (B, T, 80) float32 and lens (B,)."""
+    if not waves:
+        raise ValueError("compute_fbank got no waveforms")
+    extractor = _fbank()
+    feats = [torch.from_numpy(extractor.extract(w, sampling_rate)).float() for w in waves]
+    lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
+    padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, 80)
+    return padded, lens
+
+
+def cut_batches(cuts: Iterable, max_duration: float = 200.0) -> Iterator[dict]:
+    """Batches of cuts (total duration <= ``max_duration`` s, at least one cut) as dicts with
+    "features" (B, T, 80), "feature_lens" (B,), "texts", "cut_ids" (the data module's keys).
+    """
+    batch: list = []
+    total = 0.0
+
+    def emit(cs: list) -> dict:
+        waves = []
+        for c in cs:
+            try:
+                if c.sampling_rate != SAMPLING_RATE:
+                    c = c.resample(SAMPLING_RATE)
+                waves.append(c.load_audio().mean(axis=0).astype(np.float32))
+            except Exception as exc:
+                raise ValueError(f"cannot load audio of cut {c.id}: {exc}") from exc
+        feats, lens = compute_fbank(waves)
+        texts = [" ".join(s.text or "" for s in c.supervisions) for c in cs]
+        return {
+            "features": feats,
+            "feature_lens": lens,
+            "texts": texts,
+            "cut_ids": [c.id for c in cs],
+        }
+
+    for cut in cuts:
+        if batch and total + cut.duration > max_duration:
+            yield emit(batch)
+            batch, total = [], 0.0
+        batch.append(cut)
+        total += cut.duration
+    if batch:
+        yield emit(batch)

@@ -1,0 +1,182 @@
+"""Build a model for decoding/export from training checkpoints (icefall's conventions).
+
+``--epoch E --avg A``:
+  * ``--use-averaged-model 0``: ``A == 1`` loads ``exp/epoch-E.pt``; otherwise the plain average
+    of ``epoch-(E-A+1).pt .. epoch-E.pt``.
+  * ``--use-averaged-model 1``: the model averaged over epochs E-A+1..E computed from the
+    running averages (``model_avg``) stored in ``epoch-(E-A).pt`` and ``epoch-E.pt``
+    (needs E - A >= 1).
+``--iter I > 0`` uses ``checkpoint-N.pt`` files instead: the A (or A+1 with the averaged model)
+newest with N <= I. ``--checkpoint PATH`` loads one file (e.g. ``pretrained.pt``) as is.
+
+The network is rebuilt with ``gmot.models.asr_model.build_model(checkpoint["model_config"])``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def str2bool(v: str | bool) -> bool:
+    """argparse type for 0/1/true/false flags."""
+    if isinstance(v, bool):
+        return v
+    if v.lower() in ("1", "true", "yes", "y"):
+        return True
+    if v.lower() in ("0", "false", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (0/1/true/false); got {v!r}")
+
+
+def add_model_loading_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("model loading")
+    g.add_argument("--epoch", type=int, default=30, help="Use exp-dir/epoch-EPOCH.pt (>= 1).")
+    g.add_argument(
+        "--iter",
+        type=int,
+        default=0,
+        help="If > 0, use exp-dir/checkpoint-N.pt files with N <= ITER instead of --epoch.",
+    )
+    g.add_argument(
+        "--avg",
+        type=int,
+        default=9,
+        help="Number of epochs (or checkpoints with --iter) to average; 1 = no averaging.",
+    )
+    g.add_argument(
+        "--use-averaged-model",
+        type=str2bool,
+        default=True,
+        help="1: average through the running averaged models stored in the checkpoints of "
+        "epochs EPOCH-AVG and EPOCH (icefall's default); 0: plain average of the last AVG "
+        "checkpoints' models.",
+    )
+    g.add_argument("--exp-dir", type=Path, default=Path("zipformer_gmot/exp"), help="Checkpoints.")
+    g.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="Load this single checkpoint file (e.g. exp/pretrained.pt) instead of "
+        "--epoch/--iter/--avg.",
+    )
+
+
+def _training_api():
+    try:
+        from gmot.models.asr_model import build_model
+        from gmot.training.checkpoint import (
+            average_checkpoints,
+            average_checkpoints_with_averaged_model,
+            load_checkpoint,
+        )
+    except ImportError as exc:
+        raise RuntimeError(
+            "decoding needs gmot.models.asr_model.build_model and gmot.training.checkpoint "
+            f"(not importable: {exc})"
+        ) from exc
+    return (
+        build_model,
+        load_checkpoint,
+        average_checkpoints,
+        average_checkpoints_with_averaged_model,
+    )
+
+
+def find_iter_checkpoints(exp_dir: Path, max_iter: int) -> list[Path]:
+    """``checkpoint-N.pt`` files in ``exp_dir`` with N <= ``max_iter``, newest first."""
+    found = []
+    for p in Path(exp_dir).glob("checkpoint-*.pt"):
+        m = re.fullmatch(r"checkpoint-(\d+)\.pt", p.name)
+        if m and int(m.group(1)) <= max_iter:
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def resolve_checkpoints(
+    exp_dir: Path, epoch: int, avg: int, iter_: int = 0, use_averaged_model: bool = True
+) -> tuple[str, list[Path], str]:
+    """Which files to load and how.
+
+    Returns:
+      (mode, paths, suffix) with mode "single" (one path), "average" (plain average of paths)
+      or "averaged_model" (paths = [start, end]); suffix names the setting in result files.
+    Raises:
+      ValueError / FileNotFoundError naming the offending argument or file.
+    """
+    exp_dir = Path(exp_dir)
+    if avg < 1:
+        raise ValueError(f"--avg must be >= 1; got {avg}")
+    if iter_ > 0:
+        suffix = f"iter-{iter_}-avg-{avg}"
+        files = find_iter_checkpoints(exp_dir, iter_)
+        need = avg + 1 if use_averaged_model else avg
+        if len(files) < need:
+            raise FileNotFoundError(
+                f"--iter {iter_} --avg {avg} needs {need} checkpoint-N.pt files with N <= {iter_} "
+                f"in {exp_dir}; found {len(files)}"
+            )
+        if use_averaged_model:
+            return "averaged_model", [files[need - 1], files[0]], suffix + "-use-averaged-model"
+        return ("single" if avg == 1 else "average"), files[:avg], suffix
+    if epoch < 1:
+        raise ValueError(f"--epoch must be >= 1; got {epoch}")
+    suffix = f"epoch-{epoch}-avg-{avg}"
+    if use_averaged_model:
+        start = epoch - avg
+        if start < 1:
+            raise ValueError(
+                f"--use-averaged-model 1 needs --epoch > --avg (start epoch {start} < 1); "
+                f"got --epoch {epoch} --avg {avg}"
+            )
+        paths = [exp_dir / f"epoch-{start}.pt", exp_dir / f"epoch-{epoch}.pt"]
+        mode, suffix = "averaged_model", suffix + "-use-averaged-model"
+    elif avg == 1:
+        paths, mode = [exp_dir / f"epoch-{epoch}.pt"], "single"
+    else:
+        if epoch - avg + 1 < 1:
+            raise ValueError(f"--epoch {epoch} --avg {avg}: cannot average epochs before 1")
+        paths = [exp_dir / f"epoch-{i}.pt" for i in range(epoch - avg + 1, epoch + 1)]
+        mode = "average"
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {p}")
+    return mode, paths, suffix
+
+
+def load_model(
+    args: argparse.Namespace, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, dict, str]:
+    """Build and load the model selected by the model-loading arguments.
+
+    Returns:
+      (model in eval mode on ``device``, model_config, suffix naming the setting).
+    """
+    build_model, load_checkpoint, average_checkpoints, average_with_avg = _training_api()
+    if args.checkpoint is not None:
+        ckpt = load_checkpoint(args.checkpoint, map_location="cpu")
+        mode, paths, suffix = "file", [Path(args.checkpoint)], Path(args.checkpoint).stem
+        state = ckpt["model"]
+    else:
+        mode, paths, suffix = resolve_checkpoints(
+            args.exp_dir, args.epoch, args.avg, args.iter, args.use_averaged_model
+        )
+        ckpt = load_checkpoint(paths[-1], map_location="cpu")
+        if mode == "single":
+            state = ckpt["model"]
+        elif mode == "average":
+            state = average_checkpoints(paths)
+        else:
+            state = average_with_avg(paths[0], paths[1])
+    if "model_config" not in ckpt:
+        raise KeyError(f"checkpoint {paths[-1]} has no 'model_config'; cannot rebuild the model")
+    config = ckpt["model_config"]
+    model = build_model(config)
+    model.load_state_dict(state)
+    logging.info("loaded model (%s) from %s", mode, ", ".join(map(str, paths)))
+    return model.to(device).eval(), config, suffix

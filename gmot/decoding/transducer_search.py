@@ -1,0 +1,393 @@
+"""Transducer (RNN-T) search: greedy, beam, modified beam and (with k2) fast beam search.
+
+Every function takes a transducer ``model`` exposing
+
+* ``model.decoder``: stateless prediction network, ``decoder(y (N, U) int64, need_pad: bool)
+  -> (N, U', decoder_dim)`` with attributes ``.blank_id`` and ``.context_size``; called with
+  ``need_pad=False`` on the last ``context_size`` tokens, its last output row is the prediction
+  for the next symbol;
+* ``model.joiner``: ``.encoder_proj`` / ``.decoder_proj`` (Linear to joiner_dim) and
+  ``joiner(enc, dec, project_input=False) -> logits (..., vocab_size)``;
+
+plus ``encoder_out`` (B, T, C) (encoder output, before the joiner's projection) and
+``encoder_out_lens`` (B,) int64 (valid frames per utterance). Each returns one token-id list per
+utterance (blank and context padding removed), in the order of the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def _check_inputs(encoder_out: torch.Tensor, encoder_out_lens: torch.Tensor) -> None:
+    if encoder_out.ndim != 3:
+        raise ValueError(f"encoder_out must be (B, T, C); got shape {tuple(encoder_out.shape)}")
+    if encoder_out_lens.ndim != 1 or encoder_out_lens.shape[0] != encoder_out.shape[0]:
+        raise ValueError(
+            f"encoder_out_lens must be (B,) with B={encoder_out.shape[0]}; "
+            f"got shape {tuple(encoder_out_lens.shape)}"
+        )
+    if encoder_out_lens.numel() and int(encoder_out_lens.max()) > encoder_out.shape[1]:
+        raise ValueError(
+            f"encoder_out_lens max {int(encoder_out_lens.max())} exceeds T={encoder_out.shape[1]}"
+        )
+
+
+def _decoder_proj(model: nn.Module, contexts: torch.Tensor) -> torch.Tensor:
+    """Projected prediction-network output for contexts (N, context_size) -> (N, joiner_dim)."""
+    out = model.decoder(contexts, need_pad=False)
+    return model.joiner.decoder_proj(out[:, -1])
+
+
+def _joint(model: nn.Module, enc: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
+    """Joiner on projected inputs enc (N, J), dec (N, J) -> logits (N, V)."""
+    return model.joiner(enc, dec, project_input=False)
+
+
+@torch.no_grad()
+def greedy_search_batch(
+    model: nn.Module,
+    encoder_out: torch.Tensor,
+    encoder_out_lens: torch.Tensor,
+    max_sym_per_frame: int = 1,
+) -> list[list[int]]:
+    """Batched greedy search.
+
+    Args:
+      model: transducer (see the module docstring).
+      encoder_out: (B, T, C) encoder output.
+      encoder_out_lens: (B,) valid frames per utterance.
+      max_sym_per_frame: most non-blank symbols emitted on one frame (>= 1).
+
+    Returns:
+      B token-id lists.
+    """
+    _check_inputs(encoder_out, encoder_out_lens)
+    if max_sym_per_frame < 1:
+        raise ValueError(f"max_sym_per_frame must be >= 1; got {max_sym_per_frame}")
+    blank_id = model.decoder.blank_id
+    context_size = model.decoder.context_size
+    device = encoder_out.device
+    B, T, _ = encoder_out.shape
+
+    # Sort by length (descending) so the utterances still active at frame t are a prefix.
+    lens = encoder_out_lens.to("cpu")
+    order = torch.argsort(lens, descending=True, stable=True)
+    enc = model.joiner.encoder_proj(encoder_out[order.to(device)])  # (B, T, J)
+    lens_sorted = lens[order].tolist()
+
+    hyps: list[list[int]] = [[blank_id] * context_size for _ in range(B)]
+    contexts = torch.full((B, context_size), blank_id, dtype=torch.int64, device=device)
+    dec = _decoder_proj(model, contexts)  # (B, J)
+    for t in range(T):
+        n = sum(1 for length in lens_sorted if length > t)
+        if n == 0:
+            break
+        for _ in range(max_sym_per_frame):
+            logits = _joint(model, enc[:n, t], dec[:n])  # (n, V)
+            y = logits.argmax(dim=-1)
+            emitted = (y != blank_id).nonzero(as_tuple=True)[0]
+            if emitted.numel() == 0:
+                break
+            for i in emitted.tolist():
+                hyps[i].append(int(y[i]))
+            ctx = torch.tensor(
+                [hyps[i][-context_size:] for i in emitted.tolist()],
+                dtype=torch.int64,
+                device=device,
+            )
+            dec = dec.clone()
+            dec[emitted] = _decoder_proj(model, ctx)
+
+    result: list[list[int]] = [[] for _ in range(B)]
+    for pos, idx in enumerate(order.tolist()):
+        result[idx] = hyps[pos][context_size:]
+    return result
+
+
+@torch.no_grad()
+def greedy_search(
+    model: nn.Module,
+    encoder_out: torch.Tensor,
+    encoder_out_lens: torch.Tensor,
+    max_sym_per_frame: int = 1,
+) -> list[list[int]]:
+    """Greedy search one utterance at a time (reference for :func:`greedy_search_batch`).
+
+    Shapes as in :func:`greedy_search_batch`.
+    """
+    _check_inputs(encoder_out, encoder_out_lens)
+    if max_sym_per_frame < 1:
+        raise ValueError(f"max_sym_per_frame must be >= 1; got {max_sym_per_frame}")
+    blank_id = model.decoder.blank_id
+    context_size = model.decoder.context_size
+    device = encoder_out.device
+    results = []
+    for b in range(encoder_out.shape[0]):
+        enc = model.joiner.encoder_proj(encoder_out[b, : int(encoder_out_lens[b])])  # (T, J)
+        hyp = [blank_id] * context_size
+        dec = _decoder_proj(model, torch.tensor([hyp], dtype=torch.int64, device=device))
+        for t in range(enc.shape[0]):
+            for _ in range(max_sym_per_frame):
+                y = int(_joint(model, enc[t : t + 1], dec).argmax(dim=-1))
+                if y == blank_id:
+                    break
+                hyp.append(y)
+                ctx = torch.tensor([hyp[-context_size:]], dtype=torch.int64, device=device)
+                dec = _decoder_proj(model, ctx)
+        results.append(hyp[context_size:])
+    return results
+
+
+def _cached_decoder(
+    model: nn.Module,
+    cache: dict[tuple[int, ...], torch.Tensor],
+    ys: list[int],
+    device: torch.device,
+) -> torch.Tensor:
+    """Projected decoder output (1, J) for the context of ``ys``, memoised in ``cache``."""
+    ctx = tuple(ys[-model.decoder.context_size :])
+    if ctx not in cache:
+        cache[ctx] = _decoder_proj(model, torch.tensor([ctx], dtype=torch.int64, device=device))
+    return cache[ctx]
+
+
+@dataclass
+class _Hyp:
+    ys: list[int]  # includes the context_size leading blanks
+    log_prob: float
+    sym_this_frame: int = 0
+
+    @property
+    def key(self) -> tuple[int, ...]:
+        return tuple(self.ys)
+
+
+def log_add(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)) for floats, exact for -inf inputs."""
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    m = max(a, b)
+    return m + math.log1p(math.exp(-abs(a - b)))
+
+
+def _add_logadd(pool: dict[tuple[int, ...], _Hyp], hyp: _Hyp) -> None:
+    """Insert ``hyp`` into ``pool``, merging an existing equal token sequence by log-add."""
+    old = pool.get(hyp.key)
+    if old is None:
+        pool[hyp.key] = hyp
+    else:
+        old.log_prob = log_add(old.log_prob, hyp.log_prob)
+        old.sym_this_frame = min(old.sym_this_frame, hyp.sym_this_frame)
+
+
+@torch.no_grad()
+def beam_search(
+    model: nn.Module,
+    encoder_out: torch.Tensor,
+    encoder_out_lens: torch.Tensor,
+    beam: int = 4,
+    max_sym_per_frame: int = 3,
+) -> list[list[int]]:
+    """The RNN-T beam search of Graves (2012, arXiv 1211.3711, Algorithm 1), per utterance.
+
+    On each frame, the most probable hypothesis of set A is expanded: its blank extension goes
+    to set B (frame finished), its ``beam`` best non-blank extensions back to A. This repeats
+    until B holds ``beam`` hypotheses all more probable than the best left in A (or A is empty:
+    no hypothesis may emit more than ``max_sym_per_frame`` symbols per frame). Hypotheses with
+    equal token sequences are merged by log-add. Returns the most probable hypothesis.
+
+    Shapes as in :func:`greedy_search_batch`; ``beam`` >= 1.
+    """
+    _check_inputs(encoder_out, encoder_out_lens)
+    if beam < 1:
+        raise ValueError(f"beam must be >= 1; got {beam}")
+    if max_sym_per_frame < 1:
+        raise ValueError(f"max_sym_per_frame must be >= 1; got {max_sym_per_frame}")
+    blank_id = model.decoder.blank_id
+    context_size = model.decoder.context_size
+    device = encoder_out.device
+    results = []
+    for b in range(encoder_out.shape[0]):
+        enc = model.joiner.encoder_proj(encoder_out[b, : int(encoder_out_lens[b])])
+        dec_cache: dict[tuple[int, ...], torch.Tensor] = {}
+        start = _Hyp(ys=[blank_id] * context_size, log_prob=0.0)
+        B_set: dict[tuple[int, ...], _Hyp] = {start.key: start}
+        for t in range(enc.shape[0]):
+            A_set = {k: _Hyp(h.ys, h.log_prob, 0) for k, h in B_set.items()}
+            B_set = {}
+            while A_set:
+                y_star = max(A_set.values(), key=lambda h: h.log_prob)
+                del A_set[y_star.key]
+                log_probs = _joint(
+                    model, enc[t : t + 1], _cached_decoder(model, dec_cache, y_star.ys, device)
+                ).log_softmax(-1)[0]
+                log_probs = log_probs.float().cpu()
+                _add_logadd(B_set, _Hyp(y_star.ys, y_star.log_prob + float(log_probs[blank_id]), 0))
+                if y_star.sym_this_frame < max_sym_per_frame:
+                    log_probs[blank_id] = -math.inf
+                    k = min(beam, log_probs.numel() - 1)
+                    values, tokens = log_probs.topk(k)
+                    for v, tok in zip(values.tolist(), tokens.tolist()):
+                        new = _Hyp(
+                            y_star.ys + [tok], y_star.log_prob + v, y_star.sym_this_frame + 1
+                        )
+                        _add_logadd(A_set, new)
+                best_a = max((h.log_prob for h in A_set.values()), default=-math.inf)
+                n_better = sum(1 for h in B_set.values() if h.log_prob > best_a)
+                if n_better >= beam:
+                    break
+            kept = sorted(B_set.values(), key=lambda h: h.log_prob, reverse=True)[:beam]
+            B_set = {h.key: h for h in kept}
+        best = max(B_set.values(), key=lambda h: h.log_prob)
+        results.append(best.ys[context_size:])
+    return results
+
+
+@torch.no_grad()
+def modified_beam_search(
+    model: nn.Module,
+    encoder_out: torch.Tensor,
+    encoder_out_lens: torch.Tensor,
+    beam: int = 4,
+    return_nbest: bool = False,
+) -> list[list[int]] | list[list[tuple[list[int], float]]]:
+    """Batched beam search with at most one symbol per frame (the "modified" transducer search).
+
+    On each frame every hypothesis of every active utterance is scored by the joiner in one
+    batch; per utterance the ``beam`` best (hypothesis, token) extensions over all hypotheses
+    are kept (token = blank keeps the sequence), and extensions with equal token sequences are
+    merged by log-add.
+
+    Args:
+      model, encoder_out (B, T, C), encoder_out_lens (B,): as in :func:`greedy_search_batch`.
+      beam: hypotheses kept per utterance (>= 1). With beam 1 this equals greedy search with
+        ``max_sym_per_frame=1``.
+      return_nbest: if True return, per utterance, the final hypotheses as
+        ``(tokens, log_prob)`` sorted best first (for rescoring).
+
+    Returns:
+      B token-id lists (best hypothesis by total log-probability), or the n-best lists.
+    """
+    _check_inputs(encoder_out, encoder_out_lens)
+    if beam < 1:
+        raise ValueError(f"beam must be >= 1; got {beam}")
+    blank_id = model.decoder.blank_id
+    context_size = model.decoder.context_size
+    device = encoder_out.device
+    B, T, _ = encoder_out.shape
+    enc = model.joiner.encoder_proj(encoder_out)  # (B, T, J)
+    lens = encoder_out_lens.tolist()
+
+    beams: list[dict[tuple[int, ...], _Hyp]] = []
+    for _ in range(B):
+        h = _Hyp(ys=[blank_id] * context_size, log_prob=0.0)
+        beams.append({h.key: h})
+    dec_cache: dict[tuple[int, ...], torch.Tensor] = {}
+
+    for t in range(T):
+        active = [b for b in range(B) if lens[b] > t]
+        if not active:
+            break
+        flat: list[tuple[int, _Hyp]] = [(b, h) for b in active for h in beams[b].values()]
+        ctxs = [tuple(h.ys[-context_size:]) for _, h in flat]
+        missing = sorted({c for c in ctxs if c not in dec_cache})
+        if missing:
+            outs = _decoder_proj(model, torch.tensor(missing, dtype=torch.int64, device=device))
+            for c, o in zip(missing, outs):
+                dec_cache[c] = o
+        dec = torch.stack([dec_cache[c] for c in ctxs])  # (N, J)
+        rows = torch.tensor([b for b, _ in flat], dtype=torch.int64, device=device)
+        enc_t = enc[rows, t]  # (N, J)
+        log_probs = _joint(model, enc_t, dec).log_softmax(dim=-1).float()  # (N, V)
+        prev = torch.tensor([h.log_prob for _, h in flat], dtype=torch.float32, device=device)
+        log_probs = (log_probs + prev.unsqueeze(1)).cpu()
+        V = log_probs.shape[1]
+        start = 0
+        for b in active:
+            n_h = len(beams[b])
+            scores = log_probs[start : start + n_h].reshape(-1)
+            hyps_b = [h for _, h in flat[start : start + n_h]]
+            start += n_h
+            k = min(beam, scores.numel())
+            values, idx = scores.topk(k)
+            new_beam: dict[tuple[int, ...], _Hyp] = {}
+            for v, i in zip(values.tolist(), idx.tolist()):
+                h, tok = hyps_b[i // V], i % V
+                ys = h.ys if tok == blank_id else h.ys + [tok]
+                _add_logadd(new_beam, _Hyp(ys, v))
+            beams[b] = new_beam
+
+    if return_nbest:
+        return [
+            [
+                (h.ys[context_size:], h.log_prob)
+                for h in sorted(bm.values(), key=lambda h: h.log_prob, reverse=True)
+            ]
+            for bm in beams
+        ]
+    return [max(bm.values(), key=lambda h: h.log_prob).ys[context_size:] for bm in beams]
+
+
+def require_k2():
+    try:
+        import k2  # noqa: F401
+    except Exception as exc:  # ModuleNotFoundError or a broken build
+        raise RuntimeError(
+            "fast_beam_search needs k2 (https://k2-fsa.github.io/k2/), which is not importable "
+            f"here ({type(exc).__name__}: {exc}). Install a k2 build matching your torch, or use "
+            "--decoding-method modified_beam_search (no k2 needed)."
+        ) from exc
+    return k2
+
+
+@torch.no_grad()
+def fast_beam_search(
+    model: nn.Module,
+    encoder_out: torch.Tensor,
+    encoder_out_lens: torch.Tensor,
+    beam: float = 20.0,
+    max_states: int = 64,
+    max_contexts: int = 8,
+    temperature: float = 1.0,
+) -> list[list[int]]:
+    """FSA-based transducer beam search with a trivial decoding graph (needs k2).
+
+    Uses k2's ``RnntDecodingStreams`` (one stream per utterance, all frames batched), then the
+    best path of the resulting lattice. Raises ``RuntimeError`` with an explanation when k2 is
+    not importable. Shapes as in :func:`greedy_search_batch`; ``beam`` is a log-prob beam.
+    """
+    _check_inputs(encoder_out, encoder_out_lens)
+    k2 = require_k2()
+    vocab_size = int(model.decoder.vocab_size)
+    context_size = model.decoder.context_size
+    device = encoder_out.device
+    B, T, _ = encoder_out.shape
+    graph = k2.trivial_graph(vocab_size - 1, device=device)
+    config = k2.RnntDecodingConfig(
+        vocab_size=vocab_size,
+        decoder_history_len=context_size,
+        beam=beam,
+        max_contexts=max_contexts,
+        max_states=max_states,
+    )
+    streams = k2.RnntDecodingStreams([k2.RnntDecodingStream(graph) for _ in range(B)], config)
+    enc = model.joiner.encoder_proj(encoder_out)  # (B, T, J)
+    for t in range(T):
+        shape, contexts = streams.get_contexts()
+        dec = _decoder_proj(model, contexts.to(torch.int64))  # (num_contexts, J)
+        rows = shape.row_ids(1).to(torch.int64)
+        logits = _joint(model, enc[rows, t], dec)
+        streams.advance((logits / temperature).log_softmax(dim=-1))
+    streams.terminate_and_flush_to_streams()
+    lattice = streams.format_output(encoder_out_lens.tolist())
+    best = k2.shortest_path(lattice, use_double_scores=True)
+    labels = k2.RaggedTensor(best.arcs.shape(), best.labels).remove_axis(1)
+    labels = labels.remove_values_leq(0)
+    return [list(map(int, x)) for x in labels.tolist()]

@@ -1,0 +1,83 @@
+"""``export.py``: write an averaged ``pretrained.pt`` and ONNX encoder/decoder/joiner.
+
+Usage (from a recipe folder)::
+
+    ./zipformer_gmot/export.py --epoch 30 --avg 9 --use-averaged-model 1 \\
+        --exp-dir zipformer_gmot/exp --onnx 1
+
+Writes ``<exp-dir>/pretrained.pt`` (``{"model": state_dict, "model_config": dict}``; load it
+with ``pretrained.py --checkpoint`` or ``decode.py --checkpoint``) and, with ``--onnx 1``,
+``<exp-dir>/{encoder,decoder,joiner}-<suffix>.onnx`` plus a copy of tokens.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gmot.decoding.model_loading import add_model_loading_arguments, load_model, str2bool
+from gmot.export.onnx_export import export_transducer_onnx
+
+
+def get_parser(**defaults) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Export an (averaged) gmot model: pretrained.pt and ONNX graphs.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_model_loading_arguments(parser)
+    parser.add_argument(
+        "--lang-dir",
+        type=Path,
+        default=Path("data/lang_char"),
+        help="Directory holding tokens.txt (copied next to the ONNX files).",
+    )
+    parser.add_argument(
+        "--onnx",
+        type=str2bool,
+        default=True,
+        help="Also export encoder/decoder/joiner ONNX graphs.",
+    )
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset version.")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="pretrained.pt path (default: <exp-dir>/pretrained.pt).",
+    )
+    parser.set_defaults(**defaults)
+    return parser
+
+
+def save_pretrained(model: nn.Module, model_config: dict, path: str | Path) -> Path:
+    """Atomically write ``{"model": state_dict, "model_config": model_config}`` to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": model.state_dict(), "model_config": model_config}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv: list[str] | None = None, **defaults) -> dict[str, Path]:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
+    params = get_parser(**defaults).parse_args(argv)
+    model, config, suffix = load_model(params, "cpu")
+    out = params.output or Path(params.exp_dir) / "pretrained.pt"
+    written = {"pretrained": save_pretrained(model, config, out)}
+    logging.info("wrote %s", written["pretrained"])
+    if params.onnx:
+        written.update(export_transducer_onnx(model, params.exp_dir, suffix, opset=params.opset))
+        tokens = Path(params.lang_dir) / "tokens.txt"
+        if tokens.is_file():
+            shutil.copyfile(tokens, Path(params.exp_dir) / "tokens.txt")
+        else:
+            logging.warning("no %s to copy next to the ONNX files", tokens)
+        for k in ("encoder", "decoder", "joiner"):
+            logging.info("wrote %s", written[k])
+    return written

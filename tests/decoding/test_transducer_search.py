@@ -1,0 +1,173 @@
+import itertools
+import math
+
+import pytest
+import torch
+from tiny_transducer import TableModel, TinyTransducer
+
+from gmot.decoding import (
+    beam_search,
+    fast_beam_search,
+    greedy_search,
+    greedy_search_batch,
+    modified_beam_search,
+)
+
+
+def _random_batch(B=3, T=9, C=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    enc = torch.randn(B, T, C, generator=g) * 2
+    lens = torch.tensor([T, T - 4, T - 1][:B])
+    return enc, lens
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(0)
+    model = TinyTransducer().eval()
+    # larger output weights so hypotheses contain non-blank tokens
+    with torch.no_grad():
+        model.joiner.output_linear.weight.mul_(4)
+    return model
+
+
+def _check_valid(hyps, B, V, lens, max_per_frame):
+    assert len(hyps) == B
+    for h, n in zip(hyps, lens.tolist()):
+        assert all(isinstance(x, int) and 0 < x < V for x in h), h
+        assert len(h) <= n * max_per_frame
+
+
+@pytest.mark.parametrize("max_sym", [1, 2])
+def test_all_searches_valid_on_random_model(tiny, max_sym):
+    enc, lens = _random_batch()
+    V = tiny.decoder.vocab_size
+    batch = greedy_search_batch(tiny, enc, lens, max_sym_per_frame=max_sym)
+    single = greedy_search(tiny, enc, lens, max_sym_per_frame=max_sym)
+    assert batch == single
+    assert sum(len(h) for h in batch) > 0
+    _check_valid(batch, 3, V, lens, max_sym)
+    _check_valid(
+        beam_search(tiny, enc, lens, beam=3, max_sym_per_frame=max_sym), 3, V, lens, max_sym
+    )
+    _check_valid(modified_beam_search(tiny, enc, lens, beam=4), 3, V, lens, 1)
+
+
+def test_modified_beam_one_equals_greedy(tiny):
+    for seed in range(3):
+        enc, lens = _random_batch(seed=seed)
+        assert modified_beam_search(tiny, enc, lens, beam=1) == greedy_search_batch(
+            tiny, enc, lens, max_sym_per_frame=1
+        )
+
+
+def test_batch_order_independent(tiny):
+    enc, lens = _random_batch()
+    full = modified_beam_search(tiny, enc, lens, beam=3)
+    for b in range(3):
+        one = modified_beam_search(tiny, enc[b : b + 1, : lens[b]], lens[b : b + 1], beam=3)
+        assert one[0] == full[b]
+
+
+def _brute_force_one_symbol_per_frame(model, enc_b):
+    """Most probable label sequence under the one-symbol-per-frame topology (all paths)."""
+    V = model.decoder.vocab_size
+    c = model.decoder.context_size
+    totals: dict[tuple, float] = {}
+    for path in itertools.product(range(V), repeat=enc_b.shape[0]):
+        ys, logp = [0] * c, 0.0
+        for t, tok in enumerate(path):
+            ctx = torch.tensor([ys], dtype=torch.int64)
+            dec = model.decoder(ctx, need_pad=True)[:, -1]  # full history, padded
+            logits = model.joiner(enc_b[t : t + 1], dec)  # project_input=True
+            logp += float(logits.detach().log_softmax(-1)[0, tok])
+            if tok != 0:
+                ys.append(tok)
+        key = tuple(ys[c:])
+        totals[key] = (
+            logp
+            if key not in totals
+            else float(torch.logaddexp(torch.tensor(totals[key]), torch.tensor(logp)))
+        )
+    return list(max(totals, key=totals.get)), totals
+
+
+def test_modified_beam_search_large_beam_is_exact():
+    torch.manual_seed(1)
+    model = TinyTransducer(vocab_size=4).eval()
+    with torch.no_grad():
+        model.joiner.output_linear.weight.mul_(3)
+    enc = torch.randn(1, 3, 6) * 2
+    best, totals = _brute_force_one_symbol_per_frame(model, enc[0])
+    nbest = modified_beam_search(model, enc, torch.tensor([3]), beam=200, return_nbest=True)[0]
+    assert nbest[0][0] == best
+    assert math.isclose(nbest[0][1], totals[tuple(best)], rel_tol=1e-4, abs_tol=1e-4)
+    # all label sequences are kept and their log-probs match the enumeration
+    assert len(nbest) == len(totals)
+    for toks, lp in nbest:
+        assert math.isclose(lp, totals[tuple(toks)], rel_tol=1e-4, abs_tol=1e-4)
+
+
+def _designed_table(T, V, emits):
+    """Blank logit 5, other tokens 0, except emits[(t, last)] = token with logit 10."""
+    table = torch.zeros(T, V, V)
+    table[:, :, 0] = 5.0
+    for (t, last), tok in emits.items():
+        table[t, last, tok] = 10.0
+    return table
+
+
+def test_designed_best_path_greedy_and_beam():
+    # frame 0: 3; frame 2: 5 then 2 (two symbols on one frame); frame 3: 4
+    table = _designed_table(4, 6, {(0, 0): 3, (2, 3): 5, (2, 5): 2, (3, 2): 4})
+    model = TableModel(table)
+    enc, lens = model.encoder_out()
+    expected = [[3, 5, 2, 4]]
+    assert greedy_search_batch(model, enc, lens, max_sym_per_frame=2) == expected
+    assert greedy_search(model, enc, lens, max_sym_per_frame=2) == expected
+    assert beam_search(model, enc, lens, beam=4, max_sym_per_frame=3) == expected
+    # one symbol per frame: the second symbol of frame 2 cannot be emitted
+    assert greedy_search_batch(model, enc, lens, max_sym_per_frame=1) == [[3, 5]]
+
+
+def test_beam_finds_path_greedy_misses():
+    # Blank dominates (logit 5) except: frame 0 offers token 1 (logit 7) slightly above
+    # token 2 (6.8); after 1, frame 1 is uniform; after 2, frame 1 is certainly 3.
+    # Best sequence [2, 3] (p ~ 0.39) although greedy starts with 1 (p([1, ...]) < 0.52 / 6).
+    T, V = 2, 6
+    table = torch.zeros(T, V, V)
+    table[:, :, 0] = 5.0
+    table[0, 0, 1], table[0, 0, 2] = 7.0, 6.8
+    table[1, 1, :] = 0.0
+    table[1, 2, 3] = 10.0
+    model = TableModel(table)
+    enc, lens = model.encoder_out()
+    assert greedy_search_batch(model, enc, lens)[0][0] == 1
+    assert modified_beam_search(model, enc, lens, beam=2) == [[2, 3]]
+    assert beam_search(model, enc, lens, beam=2, max_sym_per_frame=2) == [[2, 3]]
+    designed = _designed_table(3, 6, {(0, 0): 3, (1, 3): 5, (2, 5): 4})
+    m2 = TableModel(designed)
+    e2, l2 = m2.encoder_out()
+    assert modified_beam_search(m2, e2, l2, beam=4) == [[3, 5, 4]]
+
+
+def test_bad_inputs_raise(tiny):
+    enc, lens = _random_batch()
+    with pytest.raises(ValueError, match="encoder_out_lens"):
+        greedy_search_batch(tiny, enc, lens[:2])
+    with pytest.raises(ValueError, match="max_sym_per_frame"):
+        greedy_search_batch(tiny, enc, lens, max_sym_per_frame=0)
+    with pytest.raises(ValueError, match="beam"):
+        modified_beam_search(tiny, enc, lens, beam=0)
+
+
+def test_fast_beam_search_without_k2_is_clear(tiny):
+    try:
+        import k2  # noqa: F401
+
+        pytest.skip("k2 is installed")
+    except ImportError:
+        pass
+    enc, lens = _random_batch()
+    with pytest.raises(RuntimeError, match="needs k2"):
+        fast_beam_search(tiny, enc, lens)
