@@ -21,20 +21,11 @@ from pathlib import Path
 
 import torch
 
+from gmot.cli import str2bool
 from gmot.data.dataset import AsrDataset
 from gmot.data.filters import CutFilter
 from gmot.data.manifests import cuts_path
 from gmot.data.tokens import TokenTable
-
-
-def _str2bool(v: str | bool) -> bool:
-    if isinstance(v, bool):
-        return v
-    if v.lower() in ("true", "1", "yes", "y"):
-        return True
-    if v.lower() in ("false", "0", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")
 
 
 class _SkipNone(torch.utils.data.DataLoader):
@@ -60,36 +51,108 @@ class AsrDataModule:
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("data", "data loading and augmentation (gmot.data)")
-        g.add_argument("--corpus", default="hsk", help="manifest prefix: hsk or aishell")
-        g.add_argument("--manifest-dir", type=Path, default=Path("data/manifests"))
-        g.add_argument("--lang-dir", type=Path, default=Path("data/lang_char"))
-        g.add_argument(
-            "--max-duration", type=float, default=200.0, help="seconds of audio per batch"
+        a = g.add_argument
+        a("--corpus", default="hsk", help="Manifest prefix: hsk or aishell.")
+        a(
+            "--manifest-dir",
+            type=Path,
+            default=Path("data/manifests"),
+            help="Directory of <corpus>_cuts_{train,dev,test}.jsonl.gz (prepare.sh stage 1).",
         )
-        g.add_argument("--bucketing-sampler", type=_str2bool, default=True)
-        g.add_argument("--num-buckets", type=int, default=30)
-        g.add_argument("--shuffle", type=_str2bool, default=True)
-        g.add_argument("--drop-last", type=_str2bool, default=True)
-        g.add_argument("--num-workers", type=int, default=2)
-        g.add_argument("--on-the-fly-feats", type=_str2bool, default=True)
-        g.add_argument("--enable-spec-aug", type=_str2bool, default=True)
-        g.add_argument(
-            "--spec-aug-time-warp-factor", type=int, default=80, help="<1 disables warping"
+        a(
+            "--lang-dir",
+            type=Path,
+            default=Path("data/lang_char"),
+            help="Directory holding tokens.txt (prepare.sh stage 2).",
         )
-        g.add_argument("--enable-musan", type=_str2bool, default=False)
-        g.add_argument(
+        a(
+            "--max-duration",
+            type=float,
+            default=200.0,
+            help="Seconds of audio per batch (per process under DDP).",
+        )
+        a(
+            "--bucketing-sampler",
+            type=str2bool,
+            default=True,
+            help="1: DynamicBucketingSampler (similar durations per batch); 0: SimpleCutSampler.",
+        )
+        a("--num-buckets", type=int, default=30, help="Duration buckets of the bucketing sampler.")
+        a("--shuffle", type=str2bool, default=True, help="Shuffle training cuts every epoch.")
+        a(
+            "--drop-last",
+            type=str2bool,
+            default=True,
+            help="Drop the last incomplete training batch (keeps DDP ranks in step).",
+        )
+        a(
+            "--num-workers",
+            type=int,
+            default=2,
+            help="DataLoader worker processes (fbank is computed in them); sampler resume is "
+            "exact with 0.",
+        )
+        a(
+            "--on-the-fly-feats",
+            type=str2bool,
+            default=True,
+            help="1: compute 80-bin fbank on the fly (default); 0: read precomputed features.",
+        )
+        a(
+            "--enable-spec-aug",
+            type=str2bool,
+            default=True,
+            help="SpecAugment (time warp, frequency and time masks) on training batches.",
+        )
+        a(
+            "--spec-aug-time-warp-factor",
+            type=int,
+            default=80,
+            help="SpecAugment time-warp factor in frames; < 1 disables warping.",
+        )
+        a(
+            "--enable-musan",
+            type=str2bool,
+            default=False,
+            help="Mix MUSAN noise into training cuts (needs prepare.sh stage 4).",
+        )
+        a(
             "--musan-cuts",
             type=Path,
             default=None,
-            help="default: <manifest-dir>/musan_cuts.jsonl.gz",
+            help="MUSAN cuts (default: <manifest-dir>/musan_cuts.jsonl.gz).",
         )
-        g.add_argument("--speed-perturb", type=_str2bool, default=False)
-        g.add_argument("--min-utt-duration", type=float, default=1.0)
-        g.add_argument("--max-utt-duration", type=float, default=12.0)
-        g.add_argument(
-            "--oov", default="skip", choices=["skip", "unk"], help="cuts with OOV characters"
+        a(
+            "--speed-perturb",
+            type=str2bool,
+            default=False,
+            help="Add speed-perturbed copies (0.9x, 1.1x) of the training cuts.",
         )
-        g.add_argument("--seed", type=int, default=42)
+        a(
+            "--min-utt-duration",
+            type=float,
+            default=1.0,
+            help="Training cuts shorter than this (seconds) are dropped, with a log line.",
+        )
+        a(
+            "--max-utt-duration",
+            type=float,
+            default=12.0,
+            help="Training cuts longer than this (seconds) are dropped, with a log line.",
+        )
+        a(
+            "--oov",
+            default="skip",
+            choices=["skip", "unk"],
+            help="Training cuts with characters missing from tokens.txt: skip them or map the "
+            "characters to <unk>.",
+        )
+        a(
+            "--seed",
+            type=int,
+            default=42,
+            help="Seed of sampling and augmentation (per epoch and batch).",
+        )
 
     # manifests -----------------------------------------------------------------------------------
     def _load(self, split: str):

@@ -128,7 +128,10 @@ class TokenTable:
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Concatenate symbols of ``ids``, skipping ``<blk>`` and ``<sos/eos>``."""
+        """Concatenate symbols of ``ids``, skipping ``<blk>`` and ``<sos/eos>``.
+
+        Sentencepiece word-boundary marks (``▁``, BPE tables) become spaces.
+        """
         out = []
         for i in ids:
             i = int(i)
@@ -137,4 +140,5 @@ class TokenTable:
             if i in (self.blank_id, self.sos_eos_id):
                 continue
             out.append(self.symbols[i])
-        return "".join(out)
+        text = "".join(out)
+        return text.replace("\u2581", " ").strip() if "\u2581" in text else text

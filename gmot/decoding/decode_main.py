@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gmot.data.tokens import TokenTable
 from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
 from gmot.decoding.features import FRAME_SHIFT_S, cut_batches
 from gmot.decoding.model_loading import add_model_loading_arguments, load_model
 from gmot.decoding.rescoring import rescore_nbest
 from gmot.decoding.scoring import save_results
-from gmot.decoding.tokens import load_token_table
 from gmot.decoding.transducer_search import (
     beam_search,
     fast_beam_search,
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
 
         require_k2()  # fail before loading anything
     device = torch.device(params.device)
-    token_table = load_token_table(Path(params.lang_dir) / "tokens.txt")
+    token_table = TokenTable.load(Path(params.lang_dir) / "tokens.txt")
     model, _, suffix = load_model(params, device)
     out_dir = Path(params.exp_dir) / params.decoding_method
     setting = setting_name(params)

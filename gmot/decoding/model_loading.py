@@ -22,16 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-
-def str2bool(v: str | bool) -> bool:
-    """argparse type for 0/1/true/false flags."""
-    if isinstance(v, bool):
-        return v
-    if v.lower() in ("1", "true", "yes", "y"):
-        return True
-    if v.lower() in ("0", "false", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (0/1/true/false); got {v!r}")
+from gmot.cli import str2bool
 
 
 def add_model_loading_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
+from gmot.data.tokens import TokenTable
 from gmot.decoding.decode_main import METHODS, decode_batch
 from gmot.decoding.features import compute_fbank, read_wave
 from gmot.decoding.model_loading import load_model
-from gmot.decoding.tokens import load_token_table
 
 
 def get_parser(**defaults) -> argparse.ArgumentParser:
@@ -80,7 +80,7 @@ def transcribe(model, token_table, files: list[Path], params: argparse.Namespace
 def main(argv: list[str] | None = None, **defaults) -> list[str]:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
     params = get_parser(**defaults).parse_args(argv)
-    token_table = load_token_table(params.tokens)
+    token_table = TokenTable.load(params.tokens)
     model, _, _ = load_model(params, torch.device(params.device))
     texts = transcribe(model, token_table, params.sound_files, params)
     for f, text in zip(params.sound_files, texts):

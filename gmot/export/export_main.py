@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gmot.decoding.model_loading import add_model_loading_arguments, load_model, str2bool
+from gmot.cli import str2bool
+from gmot.decoding.model_loading import add_model_loading_arguments, load_model
 from gmot.export.onnx_export import export_transducer_onnx
 
 

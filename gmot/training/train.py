@@ -29,23 +29,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from gmot.cli import str2bool
 from gmot.training.checkpoint import load_checkpoint, save_checkpoint
 from gmot.training.ddp import cleanup_dist, launched_by_torchrun, setup_dist
 from gmot.training.loop import MetricsTracker, compute_loss, train_one_epoch
 from gmot.training.safeguards import NonFiniteGuard
 
 # ------------------------------------------------------------------ arguments
-
-
-def str2bool(v: str | bool) -> bool:
-    """argparse type for 0/1/true/false flags."""
-    if isinstance(v, bool):
-        return v
-    if v.lower() in ("1", "true", "yes", "y"):
-        return True
-    if v.lower() in ("0", "false", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (0/1/true/false); got {v!r}")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

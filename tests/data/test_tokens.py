@@ -46,3 +46,10 @@ def test_load_errors(tmp_path):
         TokenTable.load(bad)
     with pytest.raises(ValueError, match="first three"):
         TokenTable(["a", "b", "c"])
+
+
+def test_decode_turns_sentencepiece_marks_into_spaces(tmp_path):
+    table = TokenTable(["<blk>", "<sos/eos>", "<unk>", "\u2581ni", "hao", "\u2581ma"])
+    assert table.decode([3, 4, 0, 5]) == "nihao ma"
+    chars = TokenTable(["<blk>", "<sos/eos>", "<unk>", "你", "好"])
+    assert chars.decode([3, 1, 4, 2]) == "你好<unk>"

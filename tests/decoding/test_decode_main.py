@@ -9,9 +9,9 @@ from tiny_transducer import TinyAsr
 
 import gmot.decoding.decode_main as decode_main
 import gmot.decoding.pretrained_main as pretrained_main
+from gmot.data.tokens import TokenTable
 from gmot.decoding import compute_cer, greedy_search_batch
 from gmot.decoding.features import compute_fbank, read_wave
-from gmot.decoding.tokens import load_token_table
 
 TOKENS = "<blk> 0\n<sos/eos> 1\n<unk> 2\n你 3\n好 4\n世 5\n界 6\n"
 
@@ -85,7 +85,7 @@ def test_decode_main_end_to_end(corpus, monkeypatch, method):
     assert re.match(r"%CER = \d+\.\d\d\n", errs)
 
     if method == "greedy_search":  # hyps equal decoding the same audio directly
-        table = load_token_table(lang / "tokens.txt")
+        table = TokenTable.load(lang / "tokens.txt")
         feats, lens = compute_fbank([read_wave(tmp_path / f"u{i}.wav") for i in range(3)])
         with torch.no_grad():
             enc, enc_lens = model.forward_encoder(feats, lens)

@@ -102,12 +102,6 @@ def test_load_model_wiring(tmp_path, monkeypatch):
     assert torch.equal(model.w.detach(), torch.full((2,), 1.0))
 
 
-def test_str2bool():
-    assert ml.str2bool("1") and not ml.str2bool("0") and ml.str2bool("true")
-    with pytest.raises(argparse.ArgumentTypeError):
-        ml.str2bool("maybe")
-
-
 def test_load_model_with_training_checkpoints(tmp_path, monkeypatch):
     """Real gmot.training.checkpoint files and averaging (the network builder is stubbed)."""
     ckpt_mod = pytest.importorskip("gmot.training.checkpoint")

@@ -85,18 +85,3 @@ def test_word_mode():
     assert (total.subs, total.ins, total.dels, total.ref_len) == (1, 0, 0, 3)
     assert f.getvalue().startswith("%WER = 33.33\n")
     assert "u:\tni (hao->hau) ma" in f.getvalue().splitlines()
-
-
-def test_simple_token_table(tmp_path):
-    from gmot.decoding.tokens import SimpleTokenTable
-
-    p = tmp_path / "tokens.txt"
-    p.write_text("<blk> 0\n<sos/eos> 1\n<unk> 2\n你 3\n好 4\n", encoding="utf-8")
-    table = SimpleTokenTable.load(p)
-    assert len(table) == 5
-    assert table.decode([3, 0, 1, 2, 4]) == "你<unk>好"
-    with pytest.raises(ValueError, match="token id 9"):
-        table.decode([9])
-    p.write_text("bad line here\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="tokens.txt:1"):
-        SimpleTokenTable.load(p)

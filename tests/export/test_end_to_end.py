@@ -9,9 +9,9 @@ import torch
 def test_export_then_pretrained_and_onnx_agree(tmp_path, capsys):
     asr_model = pytest.importorskip("gmot.models.asr_model")
     ckpt_mod = pytest.importorskip("gmot.training.checkpoint")
+    from gmot.data.tokens import TokenTable
     from gmot.decoding import pretrained_main
     from gmot.decoding.features import compute_fbank, read_wave
-    from gmot.decoding.tokens import load_token_table
     from gmot.export import OnnxTransducer, export_main
 
     syms = ["<blk>", "<sos/eos>", "<unk>"] + list("你好世界我爱北京天气")
@@ -77,6 +77,6 @@ def test_export_then_pretrained_and_onnx_agree(tmp_path, capsys):
     assert any(texts)
     onnx = OnnxTransducer(written["encoder"], written["decoder"], written["joiner"])
     feats, lens = compute_fbank([read_wave(w) for w in wavs])
-    table = load_token_table(lang / "tokens.txt")
+    table = TokenTable.load(lang / "tokens.txt")
     onnx_texts = [table.decode(h) for h in onnx.decode(feats.numpy(), lens.numpy())]
     assert onnx_texts == texts
