@@ -22,14 +22,7 @@ force=false
 _gmot_known="stage stop_stage dl_dir bpe_vocab_size compute_fbank musan_dir plm_model plm_layer force"
 . local/parse_options.sh || exit 1
 
-if [ -z "${PYTHON:-}" ] && [ -x ../../../.venv/bin/python ]; then PYTHON=../../../.venv/bin/python; fi
-PY=${PYTHON:-python3}
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (prepare.sh:${BASH_LINENO[0]}) $*"; }
-run_stage() {
-  [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] || return 1
-  if [ -f "$2" ] && [ "$force" != true ]; then log "Stage $1: $2 exists, skipping"; return 1; fi
-  return 0
-}
+. local/prepare_common.sh
 # AISHELL's own archive unpacks to <dl_dir>/aishell/data_aishell; a local copy may have
 # data_aishell directly under --dl-dir.
 if [ -d "$dl_dir/data_aishell" ]; then corpus_dir=$dl_dir; else corpus_dir=$dl_dir/aishell; fi
@@ -47,39 +40,5 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "Stage 0: layout OK"
 fi
 
-if run_stage 1 data/manifests/.$corpus.done; then
-  log "Stage 1: lhotse cut manifests -> data/manifests/${corpus}_cuts_{train,dev,test}.jsonl.gz"
-  $PY ./local/prepare_manifests.py --corpus $corpus --corpus-dir "$corpus_dir" --output-dir data/manifests
-  touch data/manifests/.$corpus.done
-fi
-
-if run_stage 2 data/lang_char/.done; then
-  log "Stage 2: char token table data/lang_char/tokens.txt (bpe vocab: $bpe_vocab_size)"
-  $PY ./local/prepare_lang_char.py --cuts data/manifests/${corpus}_cuts_train.jsonl.gz \
-    --lang-dir data/lang_char --bpe-vocab-size "$bpe_vocab_size"
-  touch data/lang_char/.done
-fi
-
-if [ "$compute_fbank" = true ] && run_stage 3 data/fbank/.done; then
-  log "Stage 3: precomputed fbank -> data/fbank (training uses on-the-fly fbank by default)"
-  $PY ./local/compute_fbank.py --corpus $corpus --manifest-dir data/manifests --output-dir data/fbank
-  touch data/fbank/.done
-elif [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log "Stage 3: skipped (on-the-fly fbank; pass --compute-fbank true to precompute)"
-fi
-
-if [ -d "$musan_dir" ] && run_stage 4 data/manifests/.musan.done; then
-  log "Stage 4: MUSAN cuts from $musan_dir"
-  $PY ./local/prepare_musan.py --musan-dir "$musan_dir" --output-dir data/manifests
-  touch data/manifests/.musan.done
-elif [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && [ ! -d "$musan_dir" ]; then
-  log "Stage 4: skipped (no MUSAN at $musan_dir; --enable-musan needs it)"
-fi
-
-if run_stage 5 data/plm/.done; then
-  log "Stage 5: PLM targets with $plm_model (layer $plm_layer) -> data/plm"
-  $PY ./local/compute_plm_targets.py --corpus $corpus --manifest-dir data/manifests \
-    --output-dir data/plm --plm-model "$plm_model" --layer "$plm_layer"
-  touch data/plm/.done
-fi
+prepare_common_stages
 log "Done (stages $stage..$stop_stage)."
