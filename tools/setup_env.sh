@@ -39,8 +39,13 @@ else
   echo "[setup_env] reusing $venv" >&2
 fi
 
-"$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$repo" 2>&1 \
-  | grep -v '^WARNING: Location' >&2 || true
+# gmot itself, editable; its build chatter goes to a log that is shown only if it fails.
+if ! "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$repo" \
+    >"$root/editable-install.log" 2>&1; then
+  grep -v '^WARNING: Location' "$root/editable-install.log" >&2
+  echo "[setup_env] pip install -e $repo failed" >&2
+  exit 1
+fi
 ln -sfn "$venv" "$repo/.venv"
 # Fail here, with the reason, if the environment cannot import what the project needs.
 "$repo/.venv/bin/python" - <<'PY'

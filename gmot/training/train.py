@@ -38,6 +38,24 @@ from gmot.training.safeguards import NonFiniteGuard
 # ------------------------------------------------------------------ arguments
 
 
+def schedule_batch_count_scale(
+    max_duration: float, world_size: int, ref_duration: float = 600.0
+) -> float:
+    """Zipformer schedule units per training batch: ``max_duration * world_size / ref_duration``.
+
+    The encoder's regularisation schedules (layer skipping, module dropout, bypass floor) are
+    keyed on a batch count normalised to batches of ``ref_duration`` seconds (icefall: 600 s), so
+    the schedule position after ``b`` batches is ``b`` times this value.
+    """
+    if ref_duration <= 0:
+        raise ValueError(f"--ref-duration must be > 0 seconds; got {ref_duration}")
+    if max_duration <= 0 or world_size < 1:
+        raise ValueError(
+            f"max_duration must be > 0 and world_size >= 1; got {max_duration}, {world_size}"
+        )
+    return max_duration * world_size / ref_duration
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument(
@@ -258,6 +276,15 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=20,
         help="Stop when the loss is non-finite for more than N consecutive batches.",
+    )
+    g.add_argument(
+        "--ref-duration",
+        type=float,
+        default=600.0,
+        help="Seconds of audio that count as one 'batch' for the Zipformer's regularisation "
+        "schedules (layer skipping, dropout, bypass floor): batch_count = batches x "
+        "max-duration x world-size / ref-duration. Smaller values move the schedules faster "
+        "(short CPU demos); 600 is icefall's default.",
     )
     g.add_argument(
         "--max-batches",
@@ -575,8 +602,10 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
     params.batch_idx_epoch = 0
     params.cur_epoch = params.start_epoch
     params.best_valid_loss = float("inf")
-    params.ref_batch_count_scale = (
-        float(getattr(params, "max_duration", 600.0) or 600.0) * world_size / 600.0
+    params.ref_batch_count_scale = schedule_batch_count_scale(
+        float(getattr(params, "max_duration", 600.0) or 600.0),
+        world_size,
+        float(getattr(params, "ref_duration", 600.0)),
     )
     if resume is not None:
         model.load_state_dict(resume["model"])

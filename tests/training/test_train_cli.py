@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from gmot.training.train import get_parser, model_config_from_args, read_vocab_size
+from gmot.training.train import (
+    get_parser,
+    model_config_from_args,
+    read_vocab_size,
+    schedule_batch_count_scale,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +31,13 @@ def test_every_flag_has_help():
     missing = [a.option_strings for a in own._actions if a.option_strings and not a.help]
     assert missing == [["-h", "--help"]] or not missing
     parser = get_parser()
+    # every flag of the full parser (data module, rnnt backend, ...) explains itself
+    undocumented = [
+        a.option_strings
+        for a in parser._actions
+        if a.option_strings and not a.help and "--help" not in a.option_strings
+    ]
+    assert undocumented == []
     flags = {s for a in parser._actions for s in a.option_strings}
     for f in ("--world-size", "--master-port", "--num-epochs", "--start-epoch", "--start-batch",
               "--exp-dir", "--lang-dir", "--base-lr", "--lr-batches", "--lr-epochs", "--use-fp16",
@@ -65,3 +77,14 @@ def test_recipe_script_help(corpus):
     )
     assert r.returncode == 0, r.stderr
     assert "--gmot-loss-scale" in r.stdout
+
+
+def test_schedule_batch_count_scale():
+    # icefall's convention: 600 s of audio per schedule "batch"
+    assert schedule_batch_count_scale(200.0, 1) == pytest.approx(1 / 3)
+    assert schedule_batch_count_scale(1000.0, 8) == pytest.approx(1000 * 8 / 600)
+    assert schedule_batch_count_scale(100.0, 1, ref_duration=10.0) == pytest.approx(10.0)
+    args = get_parser().parse_args(["--ref-duration", "10"])
+    assert args.ref_duration == 10.0
+    with pytest.raises(ValueError, match="--ref-duration"):
+        schedule_batch_count_scale(100.0, 1, ref_duration=0.0)
