@@ -724,6 +724,13 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
             save_fn=save,
         )
         logging.info("epoch %d done: %s", epoch, tot if isinstance(tot, MetricsTracker) else "")
+        if params.batch_idx_epoch == 0:
+            logging.warning(
+                "epoch %d produced no training batch: every cut was filtered out, or the "
+                "sampler dropped every incomplete batch (small data with --drop-last 1 and "
+                "many --num-buckets). Try --drop-last 0 or fewer buckets.",
+                epoch,
+            )
         save(params.exp_dir / f"epoch-{epoch}.pt")
         if params.max_batches > 0 and params.batch_idx_train >= params.max_batches:
             logging.info("--max-batches %d reached; stopping", params.max_batches)

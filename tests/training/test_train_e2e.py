@@ -99,3 +99,27 @@ def test_recipe_train_end_to_end(tmp_path):
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert (exp / "epoch-3.pt").is_file()
+
+
+def test_epoch_without_batches_is_reported(tmp_path):
+    """Small data + drop_last + a huge max-duration: the sampler yields nothing; say so."""
+    try:
+        from gmot.data import AsrDataModule  # noqa: F401
+    except ImportError:
+        pytest.skip("gmot.data.AsrDataModule is not available")
+    corpus = make_corpus(tmp_path / "corpus")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        env.pop(k, None)
+    extra = ("--num-epochs", "1", "--drop-last", "1", "--max-duration", "1000",
+             "--bucketing-sampler", "0")  # fmt: skip
+    r = subprocess.run(
+        command(tmp_path, corpus, *extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "epoch 1 produced no training batch" in r.stdout + r.stderr

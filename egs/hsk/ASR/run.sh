@@ -20,7 +20,9 @@ decoder_dim=256
 joiner_dim=256
 num_epochs=6
 avg=2
-max_duration=200
+max_duration=100
+num_buckets=10
+ref_duration=10
 base_lr=0.045
 lr_batches=500
 lr_epochs=2
@@ -32,7 +34,7 @@ gmot_epsilon=0.1
 gmot_layer=-1
 methods="greedy_search modified_beam_search"
 train_args=""
-_gmot_known="stage stop_stage exp_dir encoder_config decoder_dim joiner_dim num_epochs avg max_duration base_lr lr_batches lr_epochs seed num_workers gmot_loss_scale gmot_alpha gmot_epsilon gmot_layer methods train_args"
+_gmot_known="stage stop_stage exp_dir encoder_config decoder_dim joiner_dim num_epochs avg max_duration num_buckets ref_duration base_lr lr_batches lr_epochs seed num_workers gmot_loss_scale gmot_alpha gmot_epsilon gmot_layer methods train_args"
 . local/parse_options.sh || exit 1
 
 if [ -z "${PYTHON:-}" ] && [ -x ../../../.venv/bin/python ]; then PYTHON=../../../.venv/bin/python; fi
@@ -54,7 +56,8 @@ if want 1; then
   # shellcheck disable=SC2086
   $PY ./zipformer_gmot/train.py --world-size 1 --num-epochs "$num_epochs" --exp-dir "$exp_dir" \
     --encoder-config "$encoder_config" --decoder-dim "$decoder_dim" --joiner-dim "$joiner_dim" \
-    --max-duration "$max_duration" --base-lr "$base_lr" --lr-batches "$lr_batches" \
+    --max-duration "$max_duration" --num-buckets "$num_buckets" --drop-last 0 \
+    --ref-duration "$ref_duration" --base-lr "$base_lr" --lr-batches "$lr_batches" \
     --lr-epochs "$lr_epochs" --seed "$seed" --num-workers "$num_workers" \
     --gmot-loss-scale "$gmot_loss_scale" --gmot-alpha "$gmot_alpha" \
     --gmot-epsilon "$gmot_epsilon" --gmot-layer "$gmot_layer" --gmot-plm-dim "$plm_dim" \
