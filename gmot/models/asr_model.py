@@ -15,7 +15,8 @@ checkpoint as ``"model_config"`` so decoding can rebuild the network). Keys (def
   Linear-ReLU-Linear MLP), ``gmot_loss`` (dict of :class:`gmot.ot.GMOTLoss` kwargs),
   ``gmot_normalize`` (``"frames"``: the per-utterance OT distance is multiplied by the number of
   tapped frames so that, like the ASR terms, it is a sum over frames; ``"utterance"``: plain sum
-  over utterances).
+  over utterances); ``gmot_center_plm`` (subtract the batch mean of the PLM features before the
+  costs, :func:`gmot.ot.center_features`: PLM states are anisotropic, see there).
 
 The forward pass returns unscaled per-term losses, each a sum over the batch, plus an ``info``
 dict; the training loop applies the scales. The PLM is never needed to decode: the adapter is
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gmot.models.attention_decoder import AttentionDecoder
+from gmot.ot.costs import center_features
 
 DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     "vocab_size": None,
@@ -57,6 +59,7 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     "gmot_layer": -1,
     "gmot_adapter_hidden": 0,
     "gmot_normalize": "frames",
+    "gmot_center_plm": False,
     "gmot_loss": {"alpha": 0.5, "epsilon": 0.1},
 }
 
@@ -255,10 +258,11 @@ class AsrModel(nn.Module):
                 f"{self.model_config['gmot_plm_dim']}"
             )
         h = self.gmot_adapter(tap)
+        z = plm_feats.float().detach()
+        if self.model_config.get("gmot_center_plm", False):
+            z = center_features(z, plm_lens)
         with torch.autocast(device_type=tap.device.type, enabled=False):
-            per_utt, plans = self.gmot_loss(
-                h.float(), tap_lens, plm_feats.float().detach(), plm_lens
-            )
+            per_utt, plans = self.gmot_loss(h.float(), tap_lens, z, plm_lens)
         if self.model_config["gmot_normalize"] == "frames":
             loss = (per_utt * tap_lens.to(per_utt.dtype)).sum()
         else:

@@ -11,6 +11,7 @@ Public API:
 """
 
 from gmot.ot.costs import (
+    center_features,
     cosine_cost,
     edge_cost,
     gmot_costs,
@@ -28,6 +29,7 @@ __all__ = [
     "FGWResult",
     "GMOTLoss",
     "SinkhornResult",
+    "center_features",
     "cosine_cost",
     "edge_cost",
     "fused_gromov_wasserstein",

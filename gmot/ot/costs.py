@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "lengths_to_mask",
+    "center_features",
     "cosine_cost",
     "gmot_costs",
     "node_cost",
@@ -38,6 +39,31 @@ def lengths_to_mask(lens: torch.Tensor, max_len: int) -> torch.Tensor:
         raise ValueError(f"lengths must be 1-D (B,), got shape {tuple(lens.shape)}")
     ar = torch.arange(max_len, device=lens.device)
     return ar[None, :] < lens.to(ar.device)[:, None]
+
+
+def center_features(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Subtract the mean feature over all valid positions of the batch; padding stays 0.
+
+    Transformer hidden states are anisotropic: they share a large common component, so the
+    cosine between any two of them is high (multilingual-e5-small's last layer: 0.74 on
+    average over HSK tokens, 0.87 within one sentence) and ``1 - cos`` costs are nearly
+    constant, which makes every transport plan close to uniform. Removing the common mean
+    restores contrast between tokens (mean cosine ~0 after centering on the same data).
+
+    Args:
+      x: (B, L, D) features; lens: (B,) valid lengths.
+    Returns:
+      (B, L, D): ``x - mean`` at valid positions, 0 at padding.
+    """
+    if x.dim() != 3 or lens.shape != (x.shape[0],):
+        raise ValueError(
+            f"center_features needs x (B, L, D) and lens (B,); got {tuple(x.shape)}, "
+            f"{tuple(lens.shape)}"
+        )
+    mask = lengths_to_mask(lens, x.shape[1]).unsqueeze(-1).to(x.dtype)  # (B, L, 1)
+    count = mask.sum().clamp_min(1.0)
+    mean = (x * mask).sum(dim=(0, 1)) / count  # (D,)
+    return (x - mean) * mask
 
 
 def cosine_cost(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

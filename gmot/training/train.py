@@ -157,6 +157,14 @@ def add_gmot_arguments(parser: argparse.ArgumentParser) -> None:
         "utterance: plain sum over utterances.",
     )
     g.add_argument(
+        "--gmot-center-plm",
+        type=str2bool,
+        default=False,
+        help="Subtract the batch mean of the PLM token features before the GM-OT costs "
+        "(PLM states share a large common component, which makes 1 - cos costs nearly "
+        "constant and the plans nearly uniform).",
+    )
+    g.add_argument(
         "--gmot-alpha", type=float, default=0.5, help="GW weight alpha in [0, 1] (0 = OT only)."
     )
     g.add_argument("--gmot-epsilon", type=float, default=0.1, help="Entropic regularisation.")
@@ -369,6 +377,7 @@ def model_config_from_args(args: Any, vocab_size: int) -> dict:
         "gmot_layer": args.gmot_layer,
         "gmot_adapter_hidden": args.gmot_adapter_hidden,
         "gmot_normalize": args.gmot_normalize,
+        "gmot_center_plm": args.gmot_center_plm,
         "gmot_loss": {
             "alpha": args.gmot_alpha,
             "epsilon": args.gmot_epsilon,

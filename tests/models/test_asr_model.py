@@ -119,6 +119,29 @@ def test_gmot_taps_intermediate_stack():
     assert out["info"]["gmot_frames"] == int(tap_lens.sum())
 
 
+def test_gmot_center_plm_uses_batch_centred_targets():
+    torch.manual_seed(0)
+    m = build_model(cfg(gmot_plm_dim=8, gmot_center_plm=True)).eval()
+    x, x_lens, y, plm, plm_lens = batch()
+    plm = plm + 5.0 * torch.ones(8)  # a large common component, as in real PLM states
+    for b, n in enumerate(plm_lens.tolist()):
+        plm[b, n:] = 0.0
+    # the centred targets, computed independently: mean over the valid tokens only
+    valid = torch.cat([plm[b, :n] for b, n in enumerate(plm_lens.tolist())])
+    centred = plm - valid.mean(dim=0)
+    for b, n in enumerate(plm_lens.tolist()):
+        centred[b, n:] = 0.0
+    with torch.no_grad():
+        out = m(x, x_lens, y, plm, plm_lens, compute_gmot=True)
+        enc, enc_lens = m.forward_encoder(x, x_lens)
+        per_utt, _ = GMOTLoss(alpha=0.5, epsilon=0.1)(
+            m.gmot_adapter(enc), enc_lens, centred, plm_lens
+        )
+        raw, _ = GMOTLoss(alpha=0.5, epsilon=0.1)(m.gmot_adapter(enc), enc_lens, plm, plm_lens)
+    torch.testing.assert_close(out["gmot"], (per_utt * enc_lens).sum(), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(per_utt, raw, rtol=1e-3)
+
+
 def test_config_and_input_errors():
     with pytest.raises(ValueError, match="unknown keys"):
         build_model(cfg(bogus=1))

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from gmot.ot.costs import (
+    center_features,
     cosine_cost,
     edge_cost,
     gmot_costs,
@@ -82,3 +83,19 @@ def test_gmot_costs_equal_separate_builders():
     torch.testing.assert_close(M, node_cost(h, z, hm, zm))
     torch.testing.assert_close(C1, edge_cost(h, hl, 0.3))
     torch.testing.assert_close(C2, edge_cost(z, zl, 0.3))
+
+
+def test_center_features_removes_batch_mean_over_valid_positions():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5, 4)) + 7.0
+    lens = np.array([5, 2, 3])
+    for b, n in enumerate(lens):
+        x[b, n:] = 123.0  # padding garbage must not enter the mean
+    valid = np.concatenate([x[b, :n] for b, n in enumerate(lens)])
+    expected = x - valid.mean(axis=0)
+    for b, n in enumerate(lens):
+        expected[b, n:] = 0.0
+    out = center_features(torch.tensor(x), torch.tensor(lens))
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-12)
+    with pytest.raises(ValueError, match="center_features"):
+        center_features(torch.tensor(x[0]), torch.tensor(lens))

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Render the GM-OT transport plan of one utterance under a trained model (run from a recipe dir).
+
+    ../../../tools/plot_gmot_plan.py --checkpoint zipformer_gmot/exp/epoch-6.pt \\
+        --cuts data/plm/hsk_cuts_dev.jsonl.gz --out plan.png [--cut-id ID] [--epsilon 0.1 0.01]
+
+Loads the model (its running averaged weights unless --no-average), encodes the cut's audio,
+projects the tapped frames with the model's GM-OT adapter, and solves the model's own GM-OT
+problem against the cut's cached PLM features. Each ``--epsilon`` value gives one PNG (suffix
+``-eps<value>``) so the effect of the entropic regularisation on the plan can be seen; the plan's
+entropy and its distance to the uniform coupling are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+try:
+    import gmot  # noqa: F401
+except ImportError:  # a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True, help="epoch-N.pt or checkpoint-B.pt")
+    p.add_argument("--cuts", type=Path, required=True, help="cuts with PLM targets (data/plm/...)")
+    p.add_argument("--cut-id", default=None, help="utterance to plot (default: the first cut)")
+    p.add_argument("--out", type=Path, required=True, help="output PNG path")
+    p.add_argument(
+        "--epsilon",
+        type=float,
+        nargs="*",
+        default=None,
+        help="entropic regularisation(s) to solve with (default: the model's own)",
+    )
+    p.add_argument("--no-average", action="store_true", help="use 'model', not 'model_avg'")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = get_parser().parse_args(argv)
+    from lhotse import load_manifest_lazy
+
+    from gmot.decoding.features import compute_fbank
+    from gmot.models.asr_model import build_model
+    from gmot.ot import GMOTLoss, plot_transport_plan
+    from gmot.plm.cache import load as load_plm
+    from gmot.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    cfg = ckpt["model_config"]
+    if not cfg.get("gmot_plm_dim"):
+        raise SystemExit(f"{args.checkpoint}: this model was trained without GM-OT (no adapter)")
+    model = build_model(cfg)
+    key = "model" if args.no_average or ckpt.get("model_avg") is None else "model_avg"
+    model.load_state_dict(ckpt[key])
+    model.eval()
+
+    cut = None
+    for c in load_manifest_lazy(args.cuts):
+        if args.cut_id is None or c.id == args.cut_id:
+            cut = c
+            break
+    if cut is None:
+        raise SystemExit(f"cut {args.cut_id!r} not found in {args.cuts}")
+    z, tokens = load_plm(cut)
+    feats, feat_lens = compute_fbank([cut.load_audio()[0]])
+    with torch.no_grad():
+        enc, enc_lens, stacks = model.encoder(feats, feat_lens, return_stack_outputs=True)
+        layer = cfg.get("gmot_layer", -1)
+        tap, tap_lens = (enc, enc_lens) if layer < 0 else stacks[layer]
+        h = model.gmot_adapter(tap).float()
+    z_t = torch.from_numpy(z)[None]
+    z_lens = torch.tensor([z.shape[0]])
+    loss_kwargs = dict(cfg["gmot_loss"])
+    epsilons = args.epsilon or [loss_kwargs["epsilon"]]
+    text = cut.supervisions[0].text
+    for eps in epsilons:
+        loss_kwargs["epsilon"] = eps
+        loss_fn = GMOTLoss(**loss_kwargs)
+        with torch.no_grad():
+            value, plans = loss_fn(h, tap_lens, z_t, z_lens)
+        la, lt = int(tap_lens[0]), int(z_lens[0])
+        plan = plans[0, :la, :lt]
+        p = plan.clamp_min(1e-30)
+        entropy = float(-(p * p.log()).sum())
+        tv = 0.5 * float((plan - 1.0 / (la * lt)).abs().sum())
+        out = args.out if len(epsilons) == 1 else args.out.with_stem(f"{args.out.stem}-eps{eps:g}")
+        title = f"{cut.id} {text}  (alpha={loss_kwargs['alpha']:g}, eps={eps:g})"
+        plot_transport_plan(plan, tokens, out, title=title)
+        print(
+            f"{out}: eps={eps:g} loss={float(value[0]):.4f} plan entropy={entropy:.3f} nats "
+            f"(uniform {math.log(la * lt):.3f}), total variation to uniform={tv:.3f}, "
+            f"{la} frames x {lt} tokens"
+        )
+
+
+if __name__ == "__main__":
+    main()
