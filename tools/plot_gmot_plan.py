@@ -8,7 +8,8 @@ Loads the model (its running averaged weights unless --no-average), encodes the 
 projects the tapped frames with the model's GM-OT adapter, and solves the model's own GM-OT
 problem against the cut's cached PLM features. Each ``--epsilon`` value gives one PNG (suffix
 ``-eps<value>``) so the effect of the entropic regularisation on the plan can be seen; the plan's
-entropy and its distance to the uniform coupling are printed.
+entropy and its distance to the uniform coupling are printed. For a model trained with
+``--gmot-center-plm 1`` the targets are centred on the mean of the first 64 cuts' features.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ try:
 except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
 import torch
 
 
@@ -63,13 +65,21 @@ def main(argv: list[str] | None = None) -> None:
     model.eval()
 
     cut = None
+    pool = []  # PLM features of the first cuts: the "batch" a centring model subtracts
     for c in load_manifest_lazy(args.cuts):
-        if args.cut_id is None or c.id == args.cut_id:
+        if len(pool) < 64:
+            pool.append(load_plm(c)[0])
+        if cut is None and (args.cut_id is None or c.id == args.cut_id):
             cut = c
+        if cut is not None and len(pool) >= 64:
             break
     if cut is None:
         raise SystemExit(f"cut {args.cut_id!r} not found in {args.cuts}")
     z, tokens = load_plm(cut)
+    if cfg.get("gmot_center_plm", False):
+        # as in training (gmot.ot.center_features over a batch): subtract the mean token
+        # feature of a batch-sized pool of cuts
+        z = z - np.concatenate(pool).mean(axis=0)
     feats, feat_lens = compute_fbank([cut.load_audio()[0]])
     with torch.no_grad():
         enc, enc_lens, stacks = model.encoder(feats, feat_lens, return_stack_outputs=True)
@@ -92,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         entropy = float(-(p * p.log()).sum())
         tv = 0.5 * float((plan - 1.0 / (la * lt)).abs().sum())
         out = args.out if len(epsilons) == 1 else args.out.with_stem(f"{args.out.stem}-eps{eps:g}")
-        title = f"{cut.id} {text}  (alpha={loss_kwargs['alpha']:g}, eps={eps:g})"
+        title = f"{text} (alpha={loss_kwargs['alpha']:g}, eps={eps:g})"
         plot_transport_plan(plan, tokens, out, title=title)
         print(
             f"{out}: eps={eps:g} loss={float(value[0]):.4f} plan entropy={entropy:.3f} nats "

@@ -19,7 +19,7 @@ exec 9>"$root/.lock-$key"
 flock 9   # two setups at once (CI + a developer) wait for each other instead of racing
 
 if [ ! -f "$venv/.complete" ]; then
-  echo "[setup_env] creating $venv (first time for these requirements; ~5 min)" >&2
+  echo "[setup_env] creating $venv (first time for these requirements; about 70 s with a local package mirror, longer when pip downloads ~3 GB)" >&2
   rm -rf "$venv"
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' >&2 || true
