@@ -88,6 +88,18 @@ def test_recipe_train_end_to_end(tmp_path):
     ck = load_checkpoint(exp / "epoch-2.pt")
     assert ck["sampler"] is not None and ck["model_avg"] is not None
     assert ck["model_config"]["gmot_plm_dim"] == PLM_DIM
+    # tools/plot_gmot_plan.py draws the plan of one utterance from this checkpoint
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "plot_gmot_plan.py"),
+         "--checkpoint", str(exp / "epoch-2.pt"), "--cuts", str(corpus["dev"]),
+         "--out", str(tmp_path / "plan.png"), "--epsilon", "0.1", "0.01"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for eps in ("0.1", "0.01"):
+        png = tmp_path / f"plan-eps{eps}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert r.stdout.count("total variation to uniform=") == 2
     # resume at the next epoch
     r = subprocess.run(
         command(tmp_path, corpus, "--num-epochs", "3", "--start-epoch", "3"),
