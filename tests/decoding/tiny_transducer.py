@@ -11,48 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class LocalDecoder(nn.Module):
-    def __init__(self, vocab_size: int, decoder_dim: int, blank_id: int, context_size: int):
-        super().__init__()
-        self.vocab_size, self.blank_id, self.context_size = vocab_size, blank_id, context_size
-        self.embedding = nn.Embedding(vocab_size, decoder_dim)
-        if context_size > 1:
-            self.conv = nn.Conv1d(
-                decoder_dim, decoder_dim, context_size, groups=decoder_dim, bias=False
-            )
-
-    def forward(self, y: torch.Tensor, need_pad: bool = True) -> torch.Tensor:
-        emb = self.embedding(y.clamp(min=0)) * (y >= 0).unsqueeze(-1)
-        if self.context_size > 1:
-            x = emb.permute(0, 2, 1)
-            if need_pad:
-                x = F.pad(x, (self.context_size - 1, 0))
-            emb = self.conv(x).permute(0, 2, 1)
-        return F.relu(emb)
-
-
-class LocalJoiner(nn.Module):
-    def __init__(self, encoder_dim: int, decoder_dim: int, joiner_dim: int, vocab_size: int):
-        super().__init__()
-        self.encoder_proj = nn.Linear(encoder_dim, joiner_dim)
-        self.decoder_proj = nn.Linear(decoder_dim, joiner_dim)
-        self.output_linear = nn.Linear(joiner_dim, vocab_size)
-
-    def forward(self, encoder_out, decoder_out, project_input: bool = True):
-        if project_input:
-            encoder_out = self.encoder_proj(encoder_out)
-            decoder_out = self.decoder_proj(decoder_out)
-        return self.output_linear(torch.tanh(encoder_out + decoder_out))
-
-
-def _classes():
-    try:
-        from gmot.transducer import Decoder, Joiner
-
-        return Decoder, Joiner
-    except ImportError:
-        return LocalDecoder, LocalJoiner
+from gmot.transducer import Decoder, Joiner
 
 
 class TinyTransducer(nn.Module):
@@ -60,7 +19,6 @@ class TinyTransducer(nn.Module):
 
     def __init__(self, vocab_size=7, encoder_dim=6, decoder_dim=8, joiner_dim=8, context_size=2):
         super().__init__()
-        Decoder, Joiner = _classes()
         self.decoder = Decoder(vocab_size, decoder_dim, 0, context_size)
         self.joiner = Joiner(encoder_dim, decoder_dim, joiner_dim, vocab_size)
 

@@ -1,52 +1,13 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gmot.decoding import greedy_search_batch
 from gmot.export import OnnxTransducer, export_transducer_onnx
+from gmot.transducer import Decoder, Joiner
 
 pytest.importorskip("onnxruntime")
-
-
-class _Decoder(nn.Module):
-    """Stateless decoder (same interface as gmot.transducer.Decoder)."""
-
-    def __init__(self, vocab_size, decoder_dim, blank_id, context_size):
-        super().__init__()
-        self.vocab_size, self.blank_id, self.context_size = vocab_size, blank_id, context_size
-        self.embedding = nn.Embedding(vocab_size, decoder_dim)
-        self.conv = nn.Conv1d(decoder_dim, decoder_dim, context_size, groups=decoder_dim)
-
-    def forward(self, y, need_pad: bool = True):
-        x = self.embedding(y).permute(0, 2, 1)
-        if need_pad:
-            x = F.pad(x, (self.context_size - 1, 0))
-        return F.relu(self.conv(x).permute(0, 2, 1))
-
-
-class _Joiner(nn.Module):
-    def __init__(self, encoder_dim, decoder_dim, joiner_dim, vocab_size):
-        super().__init__()
-        self.encoder_proj = nn.Linear(encoder_dim, joiner_dim)
-        self.decoder_proj = nn.Linear(decoder_dim, joiner_dim)
-        self.output_linear = nn.Linear(joiner_dim, vocab_size)
-
-    def forward(self, encoder_out, decoder_out, project_input: bool = True):
-        if project_input:
-            encoder_out = self.encoder_proj(encoder_out)
-            decoder_out = self.decoder_proj(decoder_out)
-        return self.output_linear(torch.tanh(encoder_out + decoder_out))
-
-
-def _heads():
-    try:
-        from gmot.transducer import Decoder, Joiner
-
-        return Decoder, Joiner
-    except ImportError:
-        return _Decoder, _Joiner
 
 
 class TinyAsr(nn.Module):
@@ -54,7 +15,6 @@ class TinyAsr(nn.Module):
 
     def __init__(self, vocab_size=9, dim=16):
         super().__init__()
-        Decoder, Joiner = _heads()
         self.enc = nn.Linear(80, dim)
         self.decoder = Decoder(vocab_size, 12, 0, 2)
         self.joiner = Joiner(dim, 12, 20, vocab_size)

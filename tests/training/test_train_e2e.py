@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).parent))
 from make_cuts import PLM_DIM, make_corpus  # noqa: E402
 
@@ -48,15 +46,17 @@ def command(tmp: Path, corpus: dict, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def test_recipe_train_end_to_end(tmp_path):
-    try:
-        from gmot.data import AsrDataModule  # noqa: F401
-    except ImportError:
-        pytest.skip("gmot.data.AsrDataModule is not available")
-    corpus = make_corpus(tmp_path / "corpus")
+def _single_process_env() -> dict[str, str]:
+    """Environment for a one-process CPU training subprocess (no inherited DDP variables)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         env.pop(k, None)
+    return env
+
+
+def test_recipe_train_end_to_end(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus")
+    env = _single_process_env()
     r = subprocess.run(
         command(tmp_path, corpus, "--num-epochs", "2", "--scan-oom", "1"),
         capture_output=True,
@@ -115,14 +115,8 @@ def test_recipe_train_end_to_end(tmp_path):
 
 def test_epoch_without_batches_is_reported(tmp_path):
     """Small data + drop_last + a huge max-duration: the sampler yields nothing; say so."""
-    try:
-        from gmot.data import AsrDataModule  # noqa: F401
-    except ImportError:
-        pytest.skip("gmot.data.AsrDataModule is not available")
     corpus = make_corpus(tmp_path / "corpus")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        env.pop(k, None)
+    env = _single_process_env()
     extra = ("--num-epochs", "1", "--drop-last", "1", "--max-duration", "1000",
              "--bucketing-sampler", "0")  # fmt: skip
     r = subprocess.run(
