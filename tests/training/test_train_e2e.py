@@ -100,6 +100,17 @@ def test_recipe_train_end_to_end(tmp_path):
         png = tmp_path / f"plan-eps{eps}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     assert r.stdout.count("total variation to uniform=") == 2
+    # tools/check_audio_use.py scores the training transcripts with own / other / no audio
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "check_audio_use.py"),
+         "--checkpoint", str(exp / "epoch-2.pt"), "--cuts", str(corpus["train"]),
+         "--lang-dir", str(corpus["lang"]), "--num-cuts", "4"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for head in ("simple", "pruned", "ctc"):
+        assert any(ln.split()[:2] == [head, "own"] and "other/own" in ln
+                   for ln in r.stdout.splitlines()), r.stdout  # fmt: skip
     # resume at the next epoch
     r = subprocess.run(
         command(tmp_path, corpus, "--num-epochs", "3", "--start-epoch", "3"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Data preparation for the embedded offline "hsk" corpus (synthetic Mandarin, no download).
-#   ./prepare.sh                      # everything
+#   ./prepare.sh                      # everything: HSK level 1 sentences (the CPU demo's corpus)
+#   ./prepare.sh --max-level 3 --force true   # levels 1-3 (5.5x the distinct sentences), all redone
 #   ./prepare.sh --stage 1 --stop-stage 2
 # Stages: 0 synthesise corpus | 1 cut manifests | 2 char token table (+BPE) |
 #         3 precomputed fbank (off unless --compute-fbank true) | 4 MUSAN cuts (if --musan-dir
@@ -16,7 +17,7 @@ dl_dir=download
 num_train=3000
 num_dev=300
 num_test=300
-max_level=3
+max_level=1
 seed=42
 bpe_vocab_size=0
 compute_fbank=false
@@ -31,11 +32,21 @@ _gmot_known="stage stop_stage dl_dir num_train num_dev num_test max_level seed b
 corpus_dir=$dl_dir/hsk
 mkdir -p data/manifests data/lang_char "$dl_dir"
 
+# The stage-0 marker records the options the corpus was synthesised with, so that a later call
+# with other options fails loudly instead of silently reusing the old corpus.
+corpus_opts="num_train=$num_train num_dev=$num_dev num_test=$num_test max_level=$max_level seed=$seed"
+if [ -s "$corpus_dir/.done" ] && [ "$force" != true ] && [ "$stage" -le 0 ] \
+    && [ "$(cat "$corpus_dir/.done")" != "$corpus_opts" ]; then
+  log "ERROR: $corpus_dir was synthesised with '$(cat "$corpus_dir/.done")'," \
+      "not the requested '$corpus_opts'. Pass --force true to rebuild every stage with" \
+      "the new options, or --stage 1 to keep using the corpus as it is."
+  exit 1
+fi
 if run_stage 0 "$corpus_dir/.done"; then
-  log "Stage 0: synthesise the hsk corpus into $corpus_dir"
+  log "Stage 0: synthesise the hsk corpus into $corpus_dir ($corpus_opts)"
   $PY ./local/synth_hsk_corpus.py --output-dir "$corpus_dir" --num-train "$num_train" \
     --num-dev "$num_dev" --num-test "$num_test" --max-level "$max_level" --seed "$seed"
-  touch "$corpus_dir/.done"
+  echo "$corpus_opts" > "$corpus_dir/.done"
 fi
 
 prepare_common_stages
