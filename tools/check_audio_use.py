@@ -42,23 +42,19 @@ def main(argv: list[str] | None = None) -> dict:
     args = get_parser().parse_args(argv)
     from lhotse import load_manifest_lazy
 
+    from gmot.data.filters import cut_text
     from gmot.data.tokens import TokenTable
     from gmot.decoding.features import compute_fbank
-    from gmot.models.asr_model import build_model
-    from gmot.training.checkpoint import load_checkpoint
+    from gmot.decoding.model_loading import load_checkpoint_model
     from gmot.training.diagnostics import audio_dependence
 
     if args.num_cuts < 2:
         raise SystemExit(f"--num-cuts must be >= 2 (got {args.num_cuts})")
-    ckpt = load_checkpoint(args.checkpoint)
-    model = build_model(ckpt["model_config"])
-    key = "model" if args.no_average or ckpt.get("model_avg") is None else "model_avg"
-    model.load_state_dict(ckpt[key])
-    model.eval()
+    model, _, key = load_checkpoint_model(args.checkpoint, use_average=not args.no_average)
     table = TokenTable.load(args.lang_dir / "tokens.txt")
     waves, ids = [], []
     for cut in load_manifest_lazy(args.cuts):
-        text = "".join(s.text or "" for s in cut.supervisions).replace(" ", "")
+        text = cut_text(cut)
         if not text:
             continue
         waves.append(cut.load_audio()[0])

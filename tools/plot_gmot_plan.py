@@ -50,19 +50,13 @@ def main(argv: list[str] | None = None) -> None:
     from lhotse import load_manifest_lazy
 
     from gmot.decoding.features import compute_fbank
-    from gmot.models.asr_model import build_model
+    from gmot.decoding.model_loading import load_checkpoint_model
     from gmot.ot import GMOTLoss, plot_transport_plan
     from gmot.plm.cache import load as load_plm
-    from gmot.training.checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(args.checkpoint)
-    cfg = ckpt["model_config"]
+    model, cfg, _ = load_checkpoint_model(args.checkpoint, use_average=not args.no_average)
     if not cfg.get("gmot_plm_dim"):
         raise SystemExit(f"{args.checkpoint}: this model was trained without GM-OT (no adapter)")
-    model = build_model(cfg)
-    key = "model" if args.no_average or ckpt.get("model_avg") is None else "model_avg"
-    model.load_state_dict(ckpt[key])
-    model.eval()
 
     cut = None
     pool = []  # PLM features of the first cuts: the "batch" a centring model subtracts

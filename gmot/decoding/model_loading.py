@@ -171,3 +171,27 @@ def load_model(
     model.load_state_dict(state)
     logging.info("loaded model (%s) from %s", mode, ", ".join(map(str, paths)))
     return model.to(device).eval(), config, suffix
+
+
+def load_checkpoint_model(
+    path: str | Path, *, use_average: bool = True, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, dict, str]:
+    """Build the model stored in one training checkpoint (``epoch-N.pt`` / ``checkpoint-B.pt``).
+
+    Args:
+      path: the checkpoint file.
+      use_average: load its running averaged weights (``model_avg``) when it has them, else
+        ``model``.
+    Returns:
+      (model in eval mode on ``device``, model_config, the state key loaded: "model" or
+      "model_avg").
+    """
+    build_model, load_checkpoint, _, _ = _training_api()
+    ckpt = load_checkpoint(path, map_location="cpu")
+    if "model_config" not in ckpt:
+        raise KeyError(f"checkpoint {path} has no 'model_config'; cannot rebuild the model")
+    config = ckpt["model_config"]
+    key = "model_avg" if use_average and ckpt.get("model_avg") is not None else "model"
+    model = build_model(config)
+    model.load_state_dict(ckpt[key])
+    return model.to(device).eval(), config, key

@@ -142,3 +142,34 @@ def test_load_model_with_training_checkpoints(tmp_path, monkeypatch):
     args.avg = 3
     model, _, _ = ml.load_model(args)
     assert torch.allclose(model.w.detach(), torch.full((3,), 3.0))
+
+
+def test_load_checkpoint_model_picks_the_averaged_weights(tmp_path, monkeypatch):
+    """One training checkpoint: model_avg when present (unless use_average=False), else model."""
+    ckpt_mod = pytest.importorskip("gmot.training.checkpoint")
+
+    class Net(nn.Module):
+        def __init__(self, value=0.0):
+            super().__init__()
+            self.w = nn.Parameter(torch.full((2,), float(value)))
+
+    ckpt_mod.save_checkpoint(
+        tmp_path / "with-avg.pt",
+        model=Net(4),
+        model_avg=Net(2.5),
+        params={},
+        model_config={"kind": "net"},
+    )
+    ckpt_mod.save_checkpoint(
+        tmp_path / "no-avg.pt", model=Net(7), params={}, model_config={"kind": "net"}
+    )
+    monkeypatch.setattr(
+        ml, "_training_api", lambda: (lambda cfg: Net(), ckpt_mod.load_checkpoint, None, None)
+    )
+    model, cfg, key = ml.load_checkpoint_model(tmp_path / "with-avg.pt")
+    assert key == "model_avg" and cfg == {"kind": "net"} and not model.training
+    assert torch.equal(model.w.detach(), torch.full((2,), 2.5))
+    model, _, key = ml.load_checkpoint_model(tmp_path / "with-avg.pt", use_average=False)
+    assert key == "model" and torch.equal(model.w.detach(), torch.full((2,), 4.0))
+    model, _, key = ml.load_checkpoint_model(tmp_path / "no-avg.pt")
+    assert key == "model" and torch.equal(model.w.detach(), torch.full((2,), 7.0))
