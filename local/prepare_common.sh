@@ -10,8 +10,17 @@
 if [ -z "${PYTHON:-}" ] && [ -x ../../../.venv/bin/python ]; then PYTHON=../../../.venv/bin/python; fi
 PY=${PYTHON:-python3}
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (prepare.sh:${BASH_LINENO[0]}) $*"; }
-run_stage() {  # run_stage N marker -> true when stage N must run now
+run_stage() {  # run_stage N marker [options] -> true when stage N must run now
+  # With options (the settings the stage's output depends on), a marker that recorded other
+  # options stops the script instead of silently reusing the old output; the caller writes the
+  # options into the marker when the stage is done. An empty marker (from touch) is accepted.
   [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] || return 1
+  if [ -n "${3:-}" ] && [ -s "$2" ] && [ "$force" != true ] && [ "$(cat "$2")" != "$3" ]; then
+    log "ERROR: $2 was made with '$(cat "$2")', not the requested '$3'. Pass --force true" \
+        "to rebuild every stage with the new options, or --stage $(( $1 + 1 )) to keep using" \
+        "the output as it is."
+    exit 1
+  fi
   if [ -f "$2" ] && [ "$force" != true ]; then log "Stage $1: $2 exists, skipping"; return 1; fi
   return 0
 }

@@ -32,17 +32,9 @@ _gmot_known="stage stop_stage dl_dir num_train num_dev num_test max_level seed b
 corpus_dir=$dl_dir/hsk
 mkdir -p data/manifests data/lang_char "$dl_dir"
 
-# The stage-0 marker records the options the corpus was synthesised with, so that a later call
-# with other options fails loudly instead of silently reusing the old corpus.
+# The stage-0 marker records the options the corpus was synthesised with (see run_stage).
 corpus_opts="num_train=$num_train num_dev=$num_dev num_test=$num_test max_level=$max_level seed=$seed"
-if [ -s "$corpus_dir/.done" ] && [ "$force" != true ] && [ "$stage" -le 0 ] \
-    && [ "$(cat "$corpus_dir/.done")" != "$corpus_opts" ]; then
-  log "ERROR: $corpus_dir was synthesised with '$(cat "$corpus_dir/.done")'," \
-      "not the requested '$corpus_opts'. Pass --force true to rebuild every stage with" \
-      "the new options, or --stage 1 to keep using the corpus as it is."
-  exit 1
-fi
-if run_stage 0 "$corpus_dir/.done"; then
+if run_stage 0 "$corpus_dir/.done" "$corpus_opts"; then
   log "Stage 0: synthesise the hsk corpus into $corpus_dir ($corpus_opts)"
   $PY ./local/synth_hsk_corpus.py --output-dir "$corpus_dir" --num-train "$num_train" \
     --num-dev "$num_dev" --num-test "$num_test" --max-level "$max_level" --seed "$seed"
