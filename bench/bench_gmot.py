@@ -115,13 +115,22 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="ours: torch.compile the inner sweeps")
     p.add_argument("--block", type=int, default=10, help="ours: Sinkhorn sweeps per block")
     p.add_argument("--inner-mode", default="hybrid", choices=["hybrid", "log"])
+    p.add_argument(
+        "--inner-kernel",
+        default="auto",
+        choices=["auto", "torch", "triton"],
+        help="ours: Sinkhorn implementation (auto = fused Triton kernel on CUDA)",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     OURS_OPTIONS.update(
-        compile_inner=args.compile, check_every=args.block, inner_mode=args.inner_mode
+        compile_inner=args.compile,
+        check_every=args.block,
+        inner_mode=args.inner_mode,
+        inner_kernel=args.inner_kernel,
     )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")

@@ -56,11 +56,11 @@ from dataclasses import dataclass, field
 import torch
 
 from gmot.ot.sinkhorn import (
+    KERNELS,
     NEG_LARGE,
     _check_marginals,
-    exp_flush,
-    log_sinkhorn,
     marginal_penalty,
+    sinkhorn_plan,
     unbalanced_exponents,
 )
 
@@ -194,6 +194,7 @@ def fused_gromov_wasserstein(
     check_every: int = 10,
     inner_mode: str = "hybrid",
     compile_inner: bool = False,
+    inner_kernel: str = "auto",
     reg_marginals: float | tuple[float | None, float | None] | None = None,
     log_prior: torch.Tensor | None = None,
     init_plan: torch.Tensor | None = None,
@@ -214,7 +215,11 @@ def fused_gromov_wasserstein(
         max_iter_inner, tol_inner, check_every: inner Sinkhorn budget/tolerance/test period.
         inner_mode: ``"hybrid"`` (default, fast) or ``"log"`` Sinkhorn sweeps, see
             :func:`gmot.ot.sinkhorn.log_sinkhorn`.
-        compile_inner: fuse the hybrid sweeps with ``torch.compile`` (GPU speed option).
+        compile_inner: fuse the hybrid sweeps of the torch path with ``torch.compile``.
+        inner_kernel: ``"auto"`` (default: the fused Triton Sinkhorn kernel for CUDA tensors
+            when it applies, see :func:`gmot.ot.sinkhorn.sinkhorn_plan`), ``"torch"`` or
+            ``"triton"`` (fused kernel or an error). With ``tol_inner > 0`` the fused kernel
+            tests the tolerance per problem instead of for the whole batch.
         reg_marginals: unbalanced marginals with a KL mass penalty: ``None`` (balanced), ``rho``
             (both sides) or ``(rho_a, rho_b)`` with ``None`` = hard side (see
             :func:`gmot.ot.sinkhorn.unbalanced_exponents`). The GW gradient then uses the plan's
@@ -237,6 +242,8 @@ def fused_gromov_wasserstein(
         raise ValueError(f"solver must be 'pgd' or 'ppa', got {solver!r}")
     if grad not in ("envelope", "autodiff", "detach"):
         raise ValueError(f"grad must be 'envelope', 'autodiff' or 'detach', got {grad!r}")
+    if inner_kernel not in KERNELS:
+        raise ValueError(f"inner_kernel must be one of {KERNELS}, got {inner_kernel!r}")
     if M is None:
         if alpha != 1.0:
             raise ValueError(f"M=None (pure GW) requires alpha=1, got alpha={alpha}")
@@ -272,8 +279,8 @@ def fused_gromov_wasserstein(
     with torch.set_grad_enabled(track and torch.is_grad_enabled()):
         T, n_outer, n_inner, outer_err = _solve(
             Ms, C1s, C2s, a, b, valid, alpha, epsilon, solver, max_iter, tol,
-            max_iter_inner, tol_inner, check_every, inner_mode, compile_inner, log_prior,
-            init_plan, symmetric, fa, fb,
+            max_iter_inner, tol_inner, check_every, inner_mode, compile_inner, inner_kernel,
+            log_prior, init_plan, symmetric, fa, fb,
         )  # fmt: skip
     if not track:
         T = T.detach()
@@ -315,6 +322,7 @@ def _solve(
     check_every: int,
     inner_mode: str,
     compile_inner: bool,
+    inner_kernel: str,
     log_prior: torch.Tensor | None,
     init_plan: torch.Tensor | None,
     symmetric: bool,
@@ -330,11 +338,11 @@ def _solve(
         if log_prior_m is not None:
             log_K = log_K + log_prior_m
         log_K = torch.where(valid, log_K, NEG_LARGE)
-        u, v, it = log_sinkhorn(
+        _, _, it, _, T = sinkhorn_plan(
             log_K, a, b, max_iter=max_iter_inner, tol=tol_inner, check_every=check_every,
-            mode=inner_mode, compile=compile_inner, fa=fa, fb=fb,
+            mode=inner_mode, compile=compile_inner, fa=fa, fb=fb, kernel=inner_kernel,
         )  # fmt: skip
-        return exp_flush(log_K + u[:, :, None] + v[:, None, :]), 1, it, float("nan")
+        return T, 1, int(it), float("nan")
 
     if init_plan is None:
         scale = torch.sqrt(a.sum(1) * b.sum(1))[:, None, None]
@@ -376,7 +384,7 @@ def _solve(
             log_K = log_K + log_T
         # PGD: warm start from the previous potentials (the kernel changes smoothly);
         # PPA: log_T already carries the previous scaling, so zeros are the warm start.
-        u, v, it = log_sinkhorn(
+        u, v, it, log_T, T_new = sinkhorn_plan(
             log_K,
             a,
             b,
@@ -388,11 +396,10 @@ def _solve(
             compile=compile_inner,
             fa=fa,
             fb=fb,
+            kernel=inner_kernel,
         )
         n_inner += it
         pot = (u, v)
-        log_T = torch.where(valid, log_K + u[:, :, None] + v[:, None, :], NEG_LARGE)
-        T_new = exp_flush(log_T)
         n_outer = k + 1
         if tol > 0:
             err = float((T_new - T).abs().sum((1, 2)).max())
@@ -401,4 +408,4 @@ def _solve(
                 break
         else:
             T = T_new
-    return T, n_outer, n_inner, err
+    return T, n_outer, int(n_inner), err  # one synchronisation for the fused kernel's counts

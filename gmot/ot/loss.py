@@ -50,7 +50,9 @@ class GMOTLoss(nn.Module):
         max_iter, tol: outer iterations / tolerance; max_iter_inner, tol_inner, check_every:
             inner Sinkhorn budget, tolerance and test period (see :mod:`gmot.ot.fgw`).
         inner_mode: ``"hybrid"`` (fast) or ``"log"`` Sinkhorn sweeps (same iterates).
-        compile_inner: fuse the inner sweeps with ``torch.compile`` (GPU speed option).
+        compile_inner: fuse the torch path's inner sweeps with ``torch.compile``.
+        inner_kernel: ``"auto"`` (fused Triton Sinkhorn kernel on CUDA where it applies),
+            ``"torch"`` or ``"triton"``; see :func:`gmot.ot.sinkhorn.sinkhorn_plan`.
         reg_marginals: unbalanced OT (later paper, arXiv 2509.05609): ``None`` = balanced;
             ``(rho, None)`` relaxes only the frame side with a KL mass penalty ``rho`` so that
             silence/noise frames need not be matched while every token is; ``rho`` relaxes both.
@@ -88,6 +90,7 @@ class GMOTLoss(nn.Module):
         check_every: int = 10,
         inner_mode: str = "hybrid",
         compile_inner: bool = False,
+        inner_kernel: str = "auto",
         reg_marginals: float | tuple[float | None, float | None] | None = None,
         edge_position_weight: float = 0.0,
         temporal_prior: str | None = None,
@@ -119,6 +122,7 @@ class GMOTLoss(nn.Module):
         self.check_every = check_every
         self.inner_mode = inner_mode
         self.compile_inner = compile_inner
+        self.inner_kernel = inner_kernel
         self.reg_marginals = reg_marginals
         self.edge_position_weight = edge_position_weight
         self.temporal_prior = temporal_prior
@@ -204,6 +208,7 @@ class GMOTLoss(nn.Module):
             check_every=self.check_every,
             inner_mode=self.inner_mode,
             compile_inner=self.compile_inner,
+            inner_kernel=self.inner_kernel,
             reg_marginals=self.reg_marginals,
             log_prior=log_prior,
             grad=self.grad,

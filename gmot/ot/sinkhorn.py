@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +31,7 @@ __all__ = [
     "log_sinkhorn",
     "marginal_penalty",
     "sinkhorn",
+    "sinkhorn_plan",
     "unbalanced_exponents",
 ]
 
@@ -271,6 +273,76 @@ def log_sinkhorn(
     return u, v, n_iter
 
 
+KERNELS = ("auto", "torch", "triton")
+_FUSED_FAILED = False
+
+
+def sinkhorn_plan(
+    log_K: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    max_iter: int,
+    tol: float,
+    check_every: int = 10,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    mode: str = "hybrid",
+    compile: bool = False,
+    fa: float = 1.0,
+    fb: float = 1.0,
+    kernel: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor, int | torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`log_sinkhorn` followed by the plan, on the fused GPU kernel where possible.
+
+    ``kernel``: ``"torch"`` runs :func:`log_sinkhorn`; ``"triton"`` the fused kernel of
+    :mod:`gmot.ot.triton_sinkhorn` (one program per problem, the whole inner loop on-chip, same
+    iterates as ``mode="hybrid"``; the tolerance is tested per problem, so with ``tol > 0`` a
+    problem stops as soon as it has converged) or an error if it cannot; ``"auto"`` the fused
+    kernel for CUDA tensors when Triton imports, the problem is balanced, ``mode="hybrid"``, no
+    autograd is recorded and the tile fits (see :func:`gmot.ot.triton_sinkhorn.fused_supported`),
+    else the torch path (also, with one warning, if the kernel fails to compile or launch).
+
+    Returns:
+        ``(u (B, n), v (B, m), n_iter, log_T (B, n, m), T (B, n, m))`` with ``n_iter`` the sweeps
+        run (the most of any problem; from the fused kernel with ``tol > 0`` a 0-d device tensor,
+        so that reading it is the caller's choice of synchronisation),
+        ``log_T = log_K + u + v`` (:data:`NEG_LARGE` at padding) and ``T = exp(log_T)``
+        (subnormals flushed to 0).
+    """
+    global _FUSED_FAILED
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if kernel != "torch" and (kernel == "triton" or not _FUSED_FAILED) and mode == "hybrid":
+        from gmot.ot import triton_sinkhorn as ts
+
+        if kernel == "triton" or ts.fused_supported(log_K, fa, fb):
+            try:
+                if fa != 1.0 or fb != 1.0:
+                    raise ValueError("the fused Sinkhorn kernel solves balanced problems only")
+                u, v, iters, T, log_T = ts.fused_sinkhorn(
+                    log_K, a, b, max_iter=max_iter, tol=tol, check_every=check_every, init=init
+                )
+                n_iter = max_iter if tol <= 0 else iters.max()
+                return u, v, n_iter, log_T, T
+            except Exception as exc:
+                if kernel == "triton":
+                    raise
+                _FUSED_FAILED = True  # compile/launch failure: fall back, once, loudly
+                warnings.warn(
+                    f"fused Triton Sinkhorn kernel failed ({exc!r}); using the torch path",
+                    stacklevel=2,
+                )
+    elif kernel == "triton":
+        raise ValueError(f"kernel='triton' implements mode='hybrid' only, got mode={mode!r}")
+    u, v, n_iter = log_sinkhorn(
+        log_K, a, b, max_iter=max_iter, tol=tol, check_every=check_every, init=init, mode=mode,
+        compile=compile, fa=fa, fb=fb,
+    )  # fmt: skip
+    valid = (a > 0)[:, :, None] & (b > 0)[:, None, :]
+    log_T = torch.where(valid, log_K + u[:, :, None] + v[:, None, :], NEG_LARGE)
+    return u, v, n_iter, log_T, exp_flush(log_T)
+
+
 def mask_log_kernel(log_K: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Replace entries of padded rows/columns (zero weight) by :data:`NEG_LARGE`."""
     valid = (a > 0)[:, :, None] & (b > 0)[:, None, :]
@@ -310,6 +382,7 @@ def sinkhorn(
     log_prior: torch.Tensor | None = None,
     mode: str = "hybrid",
     reg_marginals: float | tuple[float | None, float | None] | None = None,
+    kernel: str = "auto",
 ) -> SinkhornResult:
     """Batched entropic OT: ``min_T <M, T> + epsilon * KL(T | P)`` over ``Pi(a, b)``.
 
@@ -328,6 +401,8 @@ def sinkhorn(
         mode: Sinkhorn sweep implementation, ``"hybrid"`` or ``"log"`` (see :func:`log_sinkhorn`).
         reg_marginals: unbalanced OT: KL mass penalty on the marginals (see
             :func:`unbalanced_exponents`); ``value`` then adds the penalty at the plan.
+        kernel: ``"auto"``, ``"torch"`` or ``"triton"`` (fused GPU kernel), see
+            :func:`sinkhorn_plan`.
     """
     if M.dim() != 3:
         raise ValueError(f"M must be (B, n, m), got shape {tuple(M.shape)}")
@@ -343,16 +418,15 @@ def sinkhorn(
         if log_prior is not None:
             log_K = log_K + log_prior
         log_K = mask_log_kernel(log_K, a, b)
-        u, v, n_iter = log_sinkhorn(
+        u, v, n_iter, _, plan = sinkhorn_plan(
             log_K, a, b, max_iter=max_iter, tol=tol, check_every=check_every, mode=mode,
-            fa=fa, fb=fb,
+            fa=fa, fb=fb, kernel=kernel,
         )  # fmt: skip
-        plan = exp_flush(log_K + u[:, :, None] + v[:, None, :])
     value = (M * plan).sum((1, 2))
     penalty = None
     if rho_a is not None or rho_b is not None:
         penalty = marginal_penalty(plan, a, b, rho_a, rho_b)
         value = value + penalty
     return SinkhornResult(
-        value=value, plan=plan, potentials=(u, v), n_iter=n_iter, mass_penalty=penalty
+        value=value, plan=plan, potentials=(u, v), n_iter=int(n_iter), mass_penalty=penalty
     )

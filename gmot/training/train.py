@@ -176,6 +176,14 @@ def add_gmot_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gmot-max-iter-inner", type=int, default=50, help="Sinkhorn inner iterations.")
     g.add_argument("--gmot-tol-inner", type=float, default=1e-4, help="Sinkhorn tolerance.")
     g.add_argument(
+        "--gmot-inner-kernel",
+        type=str,
+        default="auto",
+        choices=["auto", "torch", "triton"],
+        help="Sinkhorn implementation: auto = the fused Triton kernel on CUDA where it applies "
+        "(balanced OT, tile <= 1024 x 32 frames x tokens), else torch; torch; triton (or fail).",
+    )
+    g.add_argument(
         "--gmot-unbalanced-rho",
         type=float,
         default=0.0,
@@ -386,6 +394,7 @@ def model_config_from_args(args: Any, vocab_size: int) -> dict:
             "tol": args.gmot_tol,
             "max_iter_inner": args.gmot_max_iter_inner,
             "tol_inner": args.gmot_tol_inner,
+            "inner_kernel": args.gmot_inner_kernel,
             "reg_marginals": reg,
             "edge_position_weight": args.gmot_edge_position_weight,
             "temporal_prior": None

@@ -15,15 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-try:  # pragma: no cover - depends on the installation
-    import triton
-    import triton.language as tl
-
-    _HAVE_TRITON = True
-except Exception:  # pragma: no cover
-    triton = None
-    tl = None
-    _HAVE_TRITON = False
+from gmot._triton import HAVE_TRITON as _HAVE_TRITON
+from gmot._triton import tl, triton
 
 _MAX_BLOCK = 4096
 
@@ -93,6 +86,14 @@ if _HAVE_TRITON:  # pragma: no cover - needs a GPU
             nxt = cur
 
 
+def launch_config(S1: int) -> tuple[int, int]:
+    """``(BLOCK, num_warps)`` for diagonals of ``S1 = S + 1`` cells (one lane per cell)."""
+    block = max(16, triton.next_power_of_2(S1))
+    if block > _MAX_BLOCK:
+        raise ValueError(f"S+1={S1} exceeds the Triton kernel's limit {_MAX_BLOCK}")
+    return block, 1 if block <= 64 else (2 if block <= 256 else 4)
+
+
 def alpha_beta_triton(
     X: Tensor,
     Y: Tensor,
@@ -124,10 +125,7 @@ def _launch(
     X = X.contiguous()
     Y = Y.contiguous()
     B, D, S1 = X.shape
-    block = max(16, triton.next_power_of_2(S1))
-    if block > _MAX_BLOCK:
-        raise ValueError(f"S+1={S1} exceeds the Triton kernel's limit {_MAX_BLOCK}")
-    warps = 1 if block <= 64 else (2 if block <= 256 else 4)
+    block, warps = launch_config(S1)
     A = torch.empty_like(X)
     _alpha_kernel[(B,)](
         X, Y, A, d_start.contiguous(), s_start.contiguous(), D, S1, BLOCK=block, num_warps=warps
