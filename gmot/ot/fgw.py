@@ -44,7 +44,8 @@ Gradients (``grad=``):
 - ``"autodiff"``: unrolled differentiation through all iterations (memory ~ iterations x B n m).
 - ``"detach"``: no gradient.
 
-Marginals ``a``, ``b`` are treated as constants (no gradient). Padding (zero weight) contributes
+Marginals ``a``, ``b`` are treated as constants (no gradient). Autocast is switched off inside
+(the products would otherwise run in bf16/fp16). Padding (zero weight) contributes
 exactly 0 to value, plan and gradients. Computation runs in the input dtype (float16/bfloat16 are
 promoted to float32); log-domain stabilised sweeps keep float32 finite for tiny ``epsilon``.
 """
@@ -59,6 +60,7 @@ from gmot.ot.sinkhorn import (
     KERNELS,
     NEG_LARGE,
     _check_marginals,
+    autocast_off,
     marginal_penalty,
     sinkhorn_plan,
     unbalanced_exponents,
@@ -177,6 +179,7 @@ def _check_finite(name: str, x: torch.Tensor, valid: torch.Tensor) -> None:
         )
 
 
+@autocast_off
 def fused_gromov_wasserstein(
     M: torch.Tensor | None,
     C1: torch.Tensor,

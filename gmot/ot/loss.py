@@ -25,6 +25,7 @@ from torch import nn
 
 from gmot.ot.costs import gmot_costs, lengths_to_mask, temporal_cost
 from gmot.ot.fgw import fused_gromov_wasserstein
+from gmot.ot.sinkhorn import autocast_off
 
 __all__ = ["GMOTLoss"]
 
@@ -139,6 +140,7 @@ class GMOTLoss(nn.Module):
             f"temporal_prior={self.temporal_prior!r}"
         )
 
+    @autocast_off
     def forward(
         self,
         h: torch.Tensor,

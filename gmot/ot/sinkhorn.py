@@ -26,6 +26,7 @@ import torch
 
 __all__ = [
     "NEG_LARGE",
+    "autocast_off",
     "SinkhornResult",
     "exp_flush",
     "log_sinkhorn",
@@ -37,6 +38,24 @@ __all__ = [
 
 # Finite stand-in for log(0) at padded entries (representable in float32 and float64).
 NEG_LARGE = -1.0e30
+
+
+def autocast_off(fn):
+    """Decorator: run ``fn`` with autocast disabled on the device of its first tensor argument.
+
+    Log-domain OT needs at least float32 throughout; under a caller's ``torch.autocast`` the
+    ``bmm`` products of the costs and of the GW gradient would otherwise run in bf16/fp16 and
+    shift the kernel ``-G / epsilon`` by far more than the solver's tolerance.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        tensors = (x for x in (*args, *kwargs.values()) if isinstance(x, torch.Tensor))
+        device_type = next(tensors, torch.empty(0)).device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def exp_flush(x: torch.Tensor) -> torch.Tensor:
@@ -370,6 +389,7 @@ class SinkhornResult:
     mass_penalty: torch.Tensor | None = None
 
 
+@autocast_off
 def sinkhorn(
     M: torch.Tensor,
     a: torch.Tensor | None = None,
