@@ -226,6 +226,7 @@ def test_cuda_compiled_inner_matches_eager():
     h, hl, z, zl = _batch([120, 70], [20, 9], D=64, dtype=torch.float32, seed=8)
     args = (h.cuda(), hl.cuda(), z.cuda(), zl.cuda())
     kw = dict(alpha=0.5, epsilon=0.05, max_iter=10, tol=0, max_iter_inner=20, tol_inner=0)
+    kw["inner_kernel"] = "torch"  # compile_inner applies to the torch path (auto = fused kernel)
     l_eager, p_eager = GMOTLoss(**kw)(*args)
     l_comp, p_comp = GMOTLoss(compile_inner=True, **kw)(*args)
     torch.testing.assert_close(l_comp, l_eager, rtol=1e-4, atol=1e-5)
