@@ -3,7 +3,7 @@
 The torch path of :func:`gmot.ot.sinkhorn.log_sinkhorn` launches several small kernels per sweep
 (plus a device synchronisation per stopping test); on a GPU the GM-OT inner loop is then bound by
 launch latency, not arithmetic (B=32 problems of 250 x 30 are 240 k numbers). This kernel runs
-one program per batch entry that keeps the problem's row/column potentials in registers and
+one program per batch entry that keeps the problem's log kernel tile and potentials in registers and
 performs the whole inner loop on-chip, with the *same iterates* as ``mode="hybrid"`` of the
 torch path:
 
