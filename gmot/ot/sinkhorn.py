@@ -318,7 +318,7 @@ def sinkhorn_plan(
     iterates as ``mode="hybrid"``; the tolerance is tested per problem, so with ``tol > 0`` a
     problem stops as soon as it has converged) or an error if it cannot; ``"auto"`` the fused
     kernel for CUDA tensors when Triton imports, the problem is balanced, ``mode="hybrid"``, no
-    autograd is recorded and the tile fits (see :func:`gmot.ot.triton_sinkhorn.fused_supported`),
+    autograd is recorded and the tile fits (:func:`gmot.ot.triton_sinkhorn.unsupported_reason`),
     else the torch path (also, with one warning, if the kernel fails to compile or launch).
 
     Returns:
@@ -331,18 +331,20 @@ def sinkhorn_plan(
     global _FUSED_FAILED
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    if kernel != "torch" and (kernel == "triton" or not _FUSED_FAILED) and mode == "hybrid":
+    if kernel == "triton" and mode != "hybrid":
+        raise ValueError(f"kernel='triton' implements mode='hybrid' only, got mode={mode!r}")
+    if kernel == "triton" or (kernel == "auto" and mode == "hybrid" and not _FUSED_FAILED):
         from gmot.ot import triton_sinkhorn as ts
 
-        if kernel == "triton" or ts.fused_supported(log_K, fa, fb):
+        reason = ts.unsupported_reason(log_K, fa, fb)
+        if reason is not None and kernel == "triton":
+            raise ValueError(reason)
+        if reason is None:
             try:
-                if fa != 1.0 or fb != 1.0:
-                    raise ValueError("the fused Sinkhorn kernel solves balanced problems only")
                 u, v, iters, T, log_T = ts.fused_sinkhorn(
                     log_K, a, b, max_iter=max_iter, tol=tol, check_every=check_every, init=init
                 )
-                n_iter = max_iter if tol <= 0 else iters.max()
-                return u, v, n_iter, log_T, T
+                return u, v, (max_iter if tol <= 0 else iters.max()), log_T, T
             except Exception as exc:
                 if kernel == "triton":
                     raise
@@ -351,8 +353,6 @@ def sinkhorn_plan(
                     f"fused Triton Sinkhorn kernel failed ({exc!r}); using the torch path",
                     stacklevel=2,
                 )
-    elif kernel == "triton":
-        raise ValueError(f"kernel='triton' implements mode='hybrid' only, got mode={mode!r}")
     u, v, n_iter = log_sinkhorn(
         log_K, a, b, max_iter=max_iter, tol=tol, check_every=check_every, init=init, mode=mode,
         compile=compile, fa=fa, fb=fb,

@@ -40,7 +40,14 @@ import torch
 from gmot._triton import HAVE_TRITON as _HAVE_TRITON
 from gmot._triton import interpreter_active, tl, triton
 
-__all__ = ["MAX_TILE", "fused_sinkhorn", "fused_supported", "interpreter_active", "launch_config"]
+__all__ = [
+    "MAX_TILE",
+    "fused_sinkhorn",
+    "fused_supported",
+    "interpreter_active",
+    "launch_config",
+    "unsupported_reason",
+]
 
 #: Largest padded tile ``next_pow2(n) * next_pow2(m)`` a program holds, per dtype.
 MAX_TILE = {torch.float32: 32768, torch.float64: 16384}
@@ -69,18 +76,37 @@ def launch_config(n: int, m: int) -> tuple[int, int, int]:
     return bn, bm, warps
 
 
-def fused_supported(log_K: torch.Tensor, fa: float = 1.0, fb: float = 1.0) -> bool:
-    """Whether :func:`fused_sinkhorn` can solve this problem (device, dtype, size, balance)."""
-    if not _HAVE_TRITON or log_K.dim() != 3:
-        return False
+def unsupported_reason(log_K: torch.Tensor, fa: float = 1.0, fb: float = 1.0) -> str | None:
+    """Why :func:`fused_sinkhorn` cannot solve this problem, or ``None`` when it can.
+
+    Checks Triton, shape, device (CUDA, or CPU under the interpreter), dtype, balance
+    (``fa = fb = 1``), autograd (none may be recorded through the kernel) and the tile size.
+    """
+    if not _HAVE_TRITON:
+        return "triton is not importable"
+    if log_K.dim() != 3:
+        return f"log_K must be (B, n, m), got shape {tuple(log_K.shape)}"
     if not (log_K.is_cuda or interpreter_active()):
-        return False
-    if log_K.dtype not in MAX_TILE or fa != 1.0 or fb != 1.0:
-        return False
+        return f"the fused Sinkhorn kernel needs CUDA tensors, got {log_K.device}"
+    if log_K.dtype not in MAX_TILE:
+        return f"log_K must be float32 or float64, got {log_K.dtype}"
+    if fa != 1.0 or fb != 1.0:
+        return "the fused Sinkhorn kernel solves balanced problems only"
     if torch.is_grad_enabled() and log_K.requires_grad:
-        return False
-    bn, bm, _ = launch_config(log_K.shape[1], log_K.shape[2])
-    return bn * bm <= MAX_TILE[log_K.dtype]
+        return "the fused Sinkhorn kernel has no autograd (use the torch path for grad='autodiff')"
+    n, m = log_K.shape[1], log_K.shape[2]
+    bn, bm, _ = launch_config(n, m)
+    if bn * bm > MAX_TILE[log_K.dtype]:
+        return (
+            f"problem {n} x {m} (tile {bn} x {bm}) exceeds the fused kernel's limit "
+            f"{MAX_TILE[log_K.dtype]} for {log_K.dtype}"
+        )
+    return None
+
+
+def fused_supported(log_K: torch.Tensor, fa: float = 1.0, fb: float = 1.0) -> bool:
+    """Whether :func:`fused_sinkhorn` can solve this problem (see :func:`unsupported_reason`)."""
+    return unsupported_reason(log_K, fa, fb) is None
 
 
 if _HAVE_TRITON:  # pragma: no cover - compiled for CUDA; the CPU tests use the interpreter
@@ -193,27 +219,17 @@ def fused_sinkhorn(
     Returns:
         ``(u (B, n), v (B, m), n_iter (B,) int32, plan (B, n, m) | None, log_plan | None)``.
     """
-    if not _HAVE_TRITON:
-        raise RuntimeError("triton is not importable")
-    if log_K.dim() != 3:
-        raise ValueError(f"log_K must be (B, n, m), got shape {tuple(log_K.shape)}")
+    reason = unsupported_reason(log_K)
+    if reason is not None:
+        raise ValueError(reason)
     B, n, m = log_K.shape
     if tuple(a.shape) != (B, n) or tuple(b.shape) != (B, m):
         raise ValueError(
             f"a, b must have shapes ({B}, {n}), ({B}, {m}); got {tuple(a.shape)}, {tuple(b.shape)}"
         )
-    if not (log_K.is_cuda or interpreter_active()):
-        raise ValueError(f"the fused Sinkhorn kernel needs CUDA tensors, got {log_K.device}")
-    if log_K.dtype not in MAX_TILE:
-        raise TypeError(f"log_K must be float32 or float64, got {log_K.dtype}")
     if check_every < 1:
         raise ValueError(f"check_every must be >= 1, got {check_every}")
     bn, bm, warps = launch_config(n, m)
-    if bn * bm > MAX_TILE[log_K.dtype]:
-        raise ValueError(
-            f"problem {n} x {m} (tile {bn} x {bm}) exceeds the fused kernel's limit "
-            f"{MAX_TILE[log_K.dtype]} for {log_K.dtype}"
-        )
     dtype = log_K.dtype
     log_K = log_K.contiguous()
     a = a.to(dtype).contiguous()
