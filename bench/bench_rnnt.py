@@ -11,6 +11,10 @@ Cases (same inputs, same run):
 - ``recursion``: mutual_information_recursion on random px/py, fwd + bwd, vs a naive torch loop
   over anti-diagonals with autograd.
 
+"ours" is always the builtin backend. k2 and fast_rnnt (k2's RNN-T kernels packaged alone), when
+importable (and built with CUDA for ``--device cuda``), run the same pruned pipeline and the
+same recursion as a reference in the same run, with the ratio printed (``--reference-backends``).
+
 Time: median over ``--repeat`` runs. Memory: on CUDA ``torch.cuda.max_memory_allocated`` above
 the inputs; on CPU the process peak RSS increase (VmHWM after resetting it, approximate).
 
@@ -31,8 +35,8 @@ import torch
 
 from gmot.transducer import (
     Joiner,
+    backend_available,
     do_rnnt_pruning,
-    get_rnnt_backend,
     get_rnnt_prune_ranges,
     mutual_information_recursion,
     rnnt_loss_pruned,
@@ -162,12 +166,12 @@ def bench_config(args, C: int, device: torch.device) -> None:
         full_logits.grad = None
         ta_loss(full_logits, sym32, t_lens, s_lens, blank=0, reduction="sum").backward()
 
-    rows = [
-        (
-            f"pruned (ours, backend={get_rnnt_backend()})",
-            measure(ours, device, args.repeat, args.warmup),
-        )
-    ]
+    rows = [("pruned (ours)", measure(ours, device, args.repeat, args.warmup))]
+    refs = []
+    for name in args.references:
+        set_rnnt_backend(name)
+        refs.append((name, measure(ours, device, args.repeat, args.warmup)))
+        set_rnnt_backend("builtin")
     if ta_loss is not None:
         rows.append(
             ("torchaudio joiner+loss", measure(ta_joiner_loss, device, args.repeat, args.warmup))
@@ -180,14 +184,25 @@ def bench_config(args, C: int, device: torch.device) -> None:
         f"\n== C={C}  B={B} T={T} S={S} joiner_dim={J} prune_range={args.prune_range} "
         f"device={_device_name(device)}"
     )
-    for name, (t, m) in rows:
+    labelled = rows[:1] + [(f"pruned ({n})", r) for n, r in refs] + rows[1:]
+    for name, (t, m) in labelled:
         print(f"  {name:34s} {t * 1e3:10.2f} ms   peak {m / 2**30:7.3f} GiB")
+    (t0, m0) = rows[0][1]
+    for name, (t1, m1) in refs:
+        print(f"  ratio ours / {name}: time {t0 / t1:6.2f}x   memory {_ratio(m0, m1)}")
     if len(rows) > 1:
-        (t0, m0), (t1, m1) = rows[0][1], rows[1][1]
+        (t1, m1) = rows[1][1]
         print(
-            f"  ratio torchaudio joiner+loss / ours: time {t1 / t0:6.2f}x   "
-            f"memory {m1 / max(m0, 1):6.2f}x"
+            f"  ratio torchaudio joiner+loss / ours: time {t1 / t0:6.2f}x   memory {_ratio(m1, m0)}"
         )
+
+
+def _ratio(num: int, den: int) -> str:
+    """num / den for peak memory in bytes; 'n/a' when either is under 1 MiB (not measurable by
+    the CPU's RSS high-water mark)."""
+    if min(num, den) < 2**20:
+        return "n/a"
+    return f"{num / den:6.2f}x"
 
 
 def _naive_recursion(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
@@ -229,10 +244,19 @@ def bench_recursion(args, device: torch.device) -> None:
         f"\n== recursion alone (regular, float32) B={B} T={T} S={S} device={_device_name(device)}"
     )
     t0, m0 = measure(ours, device, args.repeat, args.warmup)
-    print(
-        f"  {'ours (' + get_rnnt_backend() + ')':34s} {t0 * 1e3:10.2f} ms   peak "
-        f"{m0 / 2**20:8.1f} MiB"
-    )
+    print(f"  {'ours (builtin)':34s} {t0 * 1e3:10.2f} ms   peak {m0 / 2**20:8.1f} MiB")
+    for name in args.references:
+        set_rnnt_backend(name)
+        s_ref = mutual_information_recursion(px.detach().double(), py.detach().double())
+        t1, m1 = measure(ours, device, args.repeat, args.warmup)
+        set_rnnt_backend("builtin")
+        s_ours = mutual_information_recursion(px.detach().double(), py.detach().double())
+        err = (s_ref - s_ours).abs().max().item()
+        print(
+            f"  {name:34s} {t1 * 1e3:10.2f} ms   peak {m1 / 2**20:8.1f} MiB   "
+            f"(max |score diff| {err:.1e})"
+        )
+        print(f"  ratio ours / {name}: {t0 / t1:6.2f}x")
     if not args.skip_naive:
         s_ref = _naive_recursion(px.detach().double(), py.detach().double())
         s_ours = mutual_information_recursion(px.detach().double(), py.detach().double())
@@ -248,6 +272,27 @@ def bench_recursion(args, device: torch.device) -> None:
             f"{m1 / 2**20:8.1f} MiB   (max |score diff| {err:.1e})"
         )
         print(f"  ratio naive / ours: {t1 / t0:6.1f}x")
+
+
+def _references(spec: str, device: torch.device) -> list[str]:
+    """The external backends to time beside ours, from ``--reference-backends``."""
+    from gmot.transducer.backend import EXTERNAL_BACKENDS, _try_import, module_has_cuda
+
+    if spec == "none":
+        return []
+    if spec == "auto":
+        names = [n for n in EXTERNAL_BACKENDS if backend_available(n)]
+        if device.type == "cuda":
+            names = [n for n in names if module_has_cuda(_try_import(n))]
+        print(f"reference backends: {', '.join(names) or 'none importable'}")
+        return names
+    names = spec.split(",")
+    for n in names:
+        if n not in EXTERNAL_BACKENDS:
+            raise SystemExit(f"--reference-backends: {n!r} is not one of {EXTERNAL_BACKENDS}")
+        if not backend_available(n):
+            raise SystemExit(f"--reference-backends: `import {n}` failed")
+    return names
 
 
 def _device_name(device: torch.device) -> str:
@@ -270,7 +315,12 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    p.add_argument("--rnnt-backend", default="auto", choices=["auto", "k2", "builtin"])
+    p.add_argument(
+        "--reference-backends",
+        default="auto",
+        help="comma list of k2, fast_rnnt timed beside ours (always builtin) in the same run; "
+        "auto: each that imports (with CUDA for --device cuda); none: no reference",
+    )
     p.add_argument("--skip-naive", action="store_true", help="skip the naive recursion baseline")
     p.add_argument("--skip-loss-only", action="store_true", help="skip torchaudio loss alone")
     args = p.parse_args()
@@ -279,7 +329,8 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")
-    set_rnnt_backend(args.rnnt_backend)
+    args.references = _references(args.reference_backends, device)
+    set_rnnt_backend("builtin")
     bench_recursion(args, device)
     for C in [int(c) for c in args.C.split(",")]:
         bench_config(args, C, device)

@@ -7,6 +7,7 @@ software that produced it.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import platform
 import subprocess
 from pathlib import Path
@@ -19,20 +20,30 @@ _PACKAGES = (
     ("transformers", "transformers"),
     ("ot", "pot"),
     ("k2", "k2"),
+    ("fast_rnnt", "fast_rnnt"),
     ("sentencepiece", "sentencepiece"),
     ("kaldialign", "kaldialign"),
 )
 
 
 def _version_of(module_name: str) -> str:
-    """Return ``module.__version__``, ``"not installed"``, or ``"broken: <error>"``."""
+    """Return ``module.__version__``, ``"not installed"``, or ``"broken: <error>"``.
+
+    A module without ``__version__`` reports its installed distribution's version.
+    """
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError:
         return "not installed"
     except Exception as exc:  # an installed but unloadable package (e.g. ABI mismatch)
         return f"broken: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    return str(getattr(module, "__version__", "unknown"))
+    version = getattr(module, "__version__", None)
+    if version is None:
+        try:
+            version = importlib.metadata.version(module_name)
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+    return str(version)
 
 
 def git_revision(repo_dir: str | Path | None = None) -> str:
@@ -59,10 +70,11 @@ def git_revision(repo_dir: str | Path | None = None) -> str:
 
 
 def env_info() -> dict[str, str]:
-    """Versions of python, torch, torchaudio, lhotse, transformers, POT, k2 and the git revision.
+    """Versions of python, torch, torchaudio, lhotse, transformers, POT, k2, fast_rnnt and the git
+    revision, and the pruned RNN-T backend that runs.
 
-    Missing packages are reported as ``"not installed"``; k2 is optional. The CUDA entry says
-    what torch was built with and whether a device is visible.
+    Missing packages are reported as ``"not installed"``; k2 and fast_rnnt are optional. The CUDA
+    entry says what torch was built with and whether a device is visible.
     """
     info: dict[str, str] = {"python": platform.python_version(), "platform": platform.platform()}
     for module_name, label in _PACKAGES:
@@ -75,6 +87,12 @@ def env_info() -> dict[str, str]:
         info["cuda"] = f"{cuda_build}, {devices} device(s) visible"
     except Exception:  # torch missing or broken: already reported above
         info["cuda"] = "unknown"
+    try:
+        from gmot.transducer import get_rnnt_backend
+
+        info["rnnt_backend"] = get_rnnt_backend()
+    except Exception:  # torch missing or broken: already reported above
+        info["rnnt_backend"] = "unknown"
     info["gmot_git"] = git_revision()
     from gmot import __version__
 

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_env_info_reports_every_dependency():
     info = gmot.env_info()
-    for key in ("python", "torch", "torchaudio", "lhotse", "transformers", "pot", "k2", "gmot_git"):
+    keys = ("python", "torch", "torchaudio", "lhotse", "transformers", "pot", "k2", "fast_rnnt")
+    for key in (*keys, "rnnt_backend", "gmot_git"):
         assert key in info, f"env_info() lacks {key!r}: {sorted(info)}"
     import lhotse
     import ot
@@ -27,8 +28,24 @@ def test_env_info_reports_every_dependency():
         import k2  # noqa: F401
     except ImportError:
         assert info["k2"] == "not installed"
+    from gmot.transducer import get_rnnt_backend
+
+    assert info["rnnt_backend"] == get_rnnt_backend()
     text = gmot.format_env_info(info)
     assert "torch" in text and info["torch"] in text
+
+
+def test_version_falls_back_to_the_distribution(monkeypatch):
+    """A module without __version__: the installed distribution's version is reported."""
+    import importlib.metadata
+    import types
+
+    from gmot.env import _version_of
+
+    monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))  # no __version__
+    assert _version_of("tqdm") == importlib.metadata.version("tqdm")
+    monkeypatch.setitem(sys.modules, "gmot_no_such_dist", types.ModuleType("gmot_no_such_dist"))
+    assert _version_of("gmot_no_such_dist") == "unknown"
 
 
 def test_git_revision_is_a_sha_inside_the_checkout(tmp_path):

@@ -115,6 +115,14 @@ for name in ("ot", "ot.batch", "lhotse", "lilcom", "soundfile", "kaldialign", "t
     except Exception as exc:
         bad += 1
         print(f"import {name:14s} FAILED: {type(exc).__name__}: {exc}")
+# optional: the pruned RNN-T reference packages (carried only when built for the device)
+for name in ("k2", "fast_rnnt"):
+    try:
+        mod = importlib.import_module(name)
+        cuda = getattr(mod, "with_cuda", "?")
+        print(f"optional {name:14s} ok  with_cuda={cuda() if callable(cuda) else cuda}")
+    except Exception as exc:
+        print(f"optional {name:14s} not importable: {type(exc).__name__}: {exc}")
 sys.exit(1 if bad else 0)
 EOF
   x "$PY" -m gmot.env

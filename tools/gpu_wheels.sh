@@ -11,7 +11,11 @@
 # transformers 4.57.6 (the device's 5.17.0 is used; bench/README.md "Running the GPU checks").
 #
 # POT's wheel is 33 MB, almost all DWARF debug info in ot/bsp; tools/gpu_wheels.py strips it
-# (1.1 MB, same code). Total about 7 MB. Usage: bash tools/gpu_wheels.sh
+# (1.1 MB, same code). Total about 7 MB.
+#
+# Wheels you built yourself for the device (cp312, its torch and CUDA), e.g. k2 or fast_rnnt as
+# the RNN-T reference of bench_rnnt.py and tests/transducer, are carried too when they lie in
+# $GMOT_EXTRA_WHEELS (default ~/.cache/gmot/extra-wheels). Usage: bash tools/gpu_wheels.sh
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -42,6 +46,11 @@ if [ "$status" -ne 0 ]; then
   echo "[gpu_wheels] pip download failed (exit $status)" >&2
   exit "$status"
 fi
+extra=${GMOT_EXTRA_WHEELS:-$HOME/.cache/gmot/extra-wheels}
+for w in "$extra"/*.whl; do
+  [ -e "$w" ] || continue
+  cp "$w" .whl/ && echo "[gpu_wheels] extra: $(basename "$w")"
+done
 "$py" tools/gpu_wheels.py strip .whl/pot-*.whl
 "$py" tools/gpu_wheels.py check --have tools/gpu_device_packages.txt .whl/*.whl
 du -ch .whl/*.whl | tail -1

@@ -1,5 +1,5 @@
-"""Pruned RNN-T with k2's API (k2 backend when importable, builtin kernels otherwise), plus the
-stateless decoder and the joiner.
+"""Pruned RNN-T with k2's API (k2 or fast_rnnt when importable, builtin kernels otherwise), plus
+the stateless decoder and the joiner.
 
 Public API:
 
@@ -7,7 +7,8 @@ Public API:
   :func:`rnnt_loss` (full joint), :func:`mutual_information_recursion`;
 - pruning: :func:`get_rnnt_prune_ranges`, :func:`do_rnnt_pruning`;
 - backend: :func:`set_rnnt_backend`, :func:`get_rnnt_backend`, :func:`available_rnnt_backends`,
-  :func:`add_rnnt_backend_argument` (``--rnnt-backend auto|k2|builtin``);
+  :func:`backend_available`, :func:`add_rnnt_backend_argument`
+  (``--rnnt-backend auto|k2|fast_rnnt|builtin``);
 - modules: :class:`Decoder` (stateless prediction network), :class:`Joiner`.
 
 All losses take ``delay_penalty``, ``boundary`` (B, 4) ``[s_begin, t_begin, s_end, t_end]``,
@@ -27,6 +28,7 @@ from gmot.transducer.api import (
 from gmot.transducer.backend import (
     add_rnnt_backend_argument,
     available_rnnt_backends,
+    backend_available,
     get_rnnt_backend,
     k2_available,
     set_rnnt_backend,
@@ -39,6 +41,7 @@ __all__ = [
     "Joiner",
     "add_rnnt_backend_argument",
     "available_rnnt_backends",
+    "backend_available",
     "do_rnnt_pruning",
     "get_rnnt_backend",
     "get_rnnt_prune_ranges",

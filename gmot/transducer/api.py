@@ -1,22 +1,26 @@
 """Public pruned RNN-T functions: k2's names and arguments, dispatched to k2 or the builtin.
 
-Every function forwards to ``k2.<same name>`` when :func:`get_rnnt_backend` is ``"k2"`` and to
-the builtin implementation (``losses.py``, ``pruning.py``, ``recursion.py``) otherwise. See
-``losses.py`` for shapes and meanings.
+Every function forwards to ``k2.<same name>`` (or ``fast_rnnt.<same name>``) when the selected
+backend is that package (:mod:`gmot.transducer.backend`) and to the builtin implementation
+(``losses.py``, ``pruning.py``, ``recursion.py``) otherwise. See ``losses.py`` for shapes and
+meanings.
 """
 
 from __future__ import annotations
+
+from types import ModuleType
 
 from torch import Tensor
 
 from gmot.transducer import losses as _L
 from gmot.transducer import pruning as _P
-from gmot.transducer.backend import get_rnnt_backend, k2_module
+from gmot.transducer.backend import external_rnnt_module
 from gmot.transducer.recursion import mutual_information_recursion_builtin
 
 
-def _k2() -> object | None:
-    return k2_module() if get_rnnt_backend() == "k2" else None
+def _external(x: Tensor) -> ModuleType | None:
+    """The external package (k2 or fast_rnnt) that runs a call whose inputs are like ``x``."""
+    return external_rnnt_module(x.device)
 
 
 def mutual_information_recursion(
@@ -26,9 +30,9 @@ def mutual_information_recursion(
 
     px (B, S, T+1) regular or (B, S, T) modified; py (B, S+1, T); boundary (B, 4) int64.
     """
-    k2 = _k2()
-    if k2 is not None:
-        return k2.mutual_information_recursion(px, py, boundary=boundary, return_grad=return_grad)
+    ext = _external(px)
+    if ext is not None:
+        return ext.mutual_information_recursion(px, py, boundary=boundary, return_grad=return_grad)
     return mutual_information_recursion_builtin(px, py, boundary, return_grad)
 
 
@@ -51,9 +55,9 @@ def rnnt_loss_simple(
         reduction=reduction,
         return_grad=return_grad,
     )
-    k2 = _k2()
-    if k2 is not None:
-        return k2.rnnt_loss_simple(
+    ext = _external(lm)
+    if ext is not None:
+        return ext.rnnt_loss_simple(
             lm=lm, am=am, symbols=symbols, termination_symbol=termination_symbol, **kw
         )
     return _L.rnnt_loss_simple(lm, am, symbols, termination_symbol, **kw)
@@ -82,9 +86,9 @@ def rnnt_loss_smoothed(
         reduction=reduction,
         return_grad=return_grad,
     )
-    k2 = _k2()
-    if k2 is not None:
-        return k2.rnnt_loss_smoothed(
+    ext = _external(lm)
+    if ext is not None:
+        return ext.rnnt_loss_smoothed(
             lm=lm, am=am, symbols=symbols, termination_symbol=termination_symbol, **kw
         )
     return _L.rnnt_loss_smoothed(lm, am, symbols, termination_symbol, **kw)
@@ -96,9 +100,9 @@ def get_rnnt_prune_ranges(
     """ranges (B, T, s_range) int64 from the simple loss's occupation grads."""
     if not isinstance(s_range, int) or isinstance(s_range, bool) or s_range < 2:
         raise ValueError(f"s_range must be an int >= 2, got {s_range!r}")
-    k2 = _k2()
-    if k2 is not None:
-        return k2.get_rnnt_prune_ranges(
+    ext = _external(px_grad)
+    if ext is not None:
+        return ext.get_rnnt_prune_ranges(
             px_grad=px_grad, py_grad=py_grad, boundary=boundary, s_range=s_range
         )
     return _P.get_rnnt_prune_ranges(px_grad, py_grad, boundary, s_range)
@@ -106,9 +110,9 @@ def get_rnnt_prune_ranges(
 
 def do_rnnt_pruning(am: Tensor, lm: Tensor, ranges: Tensor) -> tuple[Tensor, Tensor]:
     """(am_pruned, lm_pruned), each (B, T, s_range, D), from am (B, T, D), lm (B, S+1, D)."""
-    k2 = _k2()
-    if k2 is not None:
-        return k2.do_rnnt_pruning(am=am, lm=lm, ranges=ranges)
+    ext = _external(am)
+    if ext is not None:
+        return ext.do_rnnt_pruning(am=am, lm=lm, ranges=ranges)
     return _P.do_rnnt_pruning(am, lm, ranges)
 
 
@@ -126,9 +130,9 @@ def rnnt_loss_pruned(
     kw = dict(
         boundary=boundary, rnnt_type=rnnt_type, delay_penalty=delay_penalty, reduction=reduction
     )
-    k2 = _k2()
-    if k2 is not None:
-        return k2.rnnt_loss_pruned(
+    ext = _external(logits)
+    if ext is not None:
+        return ext.rnnt_loss_pruned(
             logits=logits,
             symbols=symbols,
             ranges=ranges,
@@ -151,9 +155,9 @@ def rnnt_loss(
     kw = dict(
         boundary=boundary, rnnt_type=rnnt_type, delay_penalty=delay_penalty, reduction=reduction
     )
-    k2 = _k2()
-    if k2 is not None:
-        return k2.rnnt_loss(
+    ext = _external(logits)
+    if ext is not None:
+        return ext.rnnt_loss(
             logits=logits, symbols=symbols, termination_symbol=termination_symbol, **kw
         )
     return _L.rnnt_loss(logits, symbols, termination_symbol, **kw)

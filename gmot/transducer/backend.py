@@ -1,74 +1,160 @@
-"""Backend selection for the pruned RNN-T functions: k2 when importable, our builtin otherwise.
+"""Backend selection for the pruned RNN-T functions: k2's kernels when importable, ours otherwise.
 
-``set_rnnt_backend("auto" | "k2" | "builtin")`` chooses process-wide; ``"auto"`` (the default)
-uses k2 when ``import k2`` works and the builtin implementation otherwise. Recipes expose the
-choice as ``--rnnt-backend`` via :func:`add_rnnt_backend_argument`.
+Backends:
+
+- ``"k2"``: the ``k2`` package;
+- ``"fast_rnnt"``: the ``fast_rnnt`` package, k2's RNN-T kernels packaged alone (an sdist on
+  PyPI that builds against current torch; same function names and arguments as k2's);
+- ``"builtin"``: gmot's own implementation (vectorised CPU code, Triton kernels on CUDA);
+- ``"auto"`` (the default): the first of k2, fast_rnnt that imports, else builtin. When the
+  chosen package was built without CUDA and the inputs are on a GPU, ``auto`` runs builtin
+  for that call instead of failing.
+
+``set_rnnt_backend(name)`` chooses process-wide; recipes expose it as ``--rnnt-backend`` via
+:func:`add_rnnt_backend_argument`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
+import warnings
 from types import ModuleType
 
-_VALID = ("auto", "k2", "builtin")
+import torch
+
+EXTERNAL_BACKENDS = ("k2", "fast_rnnt")  # in auto's order of preference
+_VALID = ("auto", *EXTERNAL_BACKENDS, "builtin")
 _requested = "auto"
-_k2_module: ModuleType | None = None
-_k2_checked = False
+_FUNCTIONS = (
+    "mutual_information_recursion",
+    "rnnt_loss_simple",
+    "rnnt_loss_smoothed",
+    "get_rnnt_prune_ranges",
+    "do_rnnt_pruning",
+    "rnnt_loss_pruned",
+    "rnnt_loss",
+)
+_modules: dict[str, ModuleType | None] = {}
+_unusable: dict[str, str | None] = {}  # why an external backend cannot be used
 
 
-def _try_import_k2() -> ModuleType | None:
-    global _k2_module, _k2_checked
-    if not _k2_checked:
-        _k2_checked = True
+def api_mismatch(mod: ModuleType) -> str | None:
+    """Why ``mod`` cannot serve as a backend (None when it can).
+
+    gmot passes ``rnnt_type``; k2 releases before it (which had a ``modified`` flag instead) and
+    packages lacking one of the functions are refused rather than failing mid-training.
+    """
+    for fn in _FUNCTIONS:
+        if not callable(getattr(mod, fn, None)):
+            return f"{mod.__name__} has no {fn}()"
+    try:
+        params = inspect.signature(mod.rnnt_loss_simple).parameters
+    except (TypeError, ValueError):  # no introspectable signature: trust the package
+        return None
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if "rnnt_type" not in params and not takes_any:
+        return f"{mod.__name__}.rnnt_loss_simple() has no rnnt_type argument (too old)"
+    return None
+
+
+def _try_import(name: str) -> ModuleType | None:
+    if name not in _modules:
+        mod: ModuleType | None = None
         try:
-            _k2_module = importlib.import_module("k2")
-        except Exception:  # ImportError, or a k2 build that fails to load its library
-            _k2_module = None
-    return _k2_module
+            mod = importlib.import_module(name)
+            _unusable[name] = api_mismatch(mod)
+        except Exception as exc:  # ImportError, or a build that fails to load its library
+            _unusable[name] = f"`import {name}` failed ({type(exc).__name__}: {exc})"
+        if mod is not None and _unusable[name] is not None:
+            warnings.warn(f"rnnt backend {name!r} not used: {_unusable[name]}", stacklevel=2)
+            mod = None
+        _modules[name] = mod
+    return _modules[name]
+
+
+def backend_available(name: str) -> bool:
+    """True for ``"builtin"`` and for an external backend whose package imports here."""
+    if name == "builtin":
+        return True
+    if name not in EXTERNAL_BACKENDS:
+        raise ValueError(f"rnnt backend must be one of {_VALID[1:]}, got {name!r}")
+    return _try_import(name) is not None
 
 
 def k2_available() -> bool:
     """True when ``import k2`` works in this process."""
-    return _try_import_k2() is not None
+    return backend_available("k2")
 
 
 def set_rnnt_backend(name: str) -> None:
-    """Select the backend: ``"auto"`` (k2 if importable, else builtin), ``"k2"`` or ``"builtin"``.
+    """Select the backend: ``"auto"``, ``"k2"``, ``"fast_rnnt"`` or ``"builtin"``.
 
-    Raises ValueError for an unknown name and ImportError when ``"k2"`` is asked for but
-    ``import k2`` fails.
+    Raises ValueError for an unknown name and ImportError when an external backend is asked
+    for but its package does not import or lacks k2's current API (:func:`api_mismatch`).
     """
     global _requested
     if name not in _VALID:
         raise ValueError(f"rnnt backend must be one of {_VALID}, got {name!r}")
-    if name == "k2" and not k2_available():
-        raise ImportError("rnnt backend 'k2' requested but `import k2` failed; use 'builtin'")
+    if name in EXTERNAL_BACKENDS and not backend_available(name):
+        why = _unusable.get(name) or f"`import {name}` failed"
+        raise ImportError(f"rnnt backend {name!r} requested but not usable: {why}; use 'builtin'")
     _requested = name
 
 
 def get_rnnt_backend() -> str:
-    """The backend that runs now: ``"k2"`` or ``"builtin"`` (``"auto"`` resolved)."""
-    if _requested == "auto":
-        return "k2" if k2_available() else "builtin"
-    return _requested
+    """The backend that runs now: ``"k2"``, ``"fast_rnnt"`` or ``"builtin"`` (``auto`` resolved).
+
+    For ``auto`` this is the backend used for CPU tensors and for GPU tensors when the package
+    has CUDA support (see :func:`external_rnnt_module`).
+    """
+    if _requested != "auto":
+        return _requested
+    for name in EXTERNAL_BACKENDS:
+        if backend_available(name):
+            return name
+    return "builtin"
 
 
 def available_rnnt_backends() -> list[str]:
-    """Backends usable in this process (always includes ``"builtin"``)."""
-    return ["builtin", "k2"] if k2_available() else ["builtin"]
+    """Backends usable in this process: ``"builtin"`` and each importable external package."""
+    return ["builtin"] + [n for n in EXTERNAL_BACKENDS if backend_available(n)]
 
 
-def k2_module() -> ModuleType:
-    """The imported k2 module (only call when :func:`get_rnnt_backend` is ``"k2"``)."""
-    mod = _try_import_k2()
-    if mod is None:
-        raise ImportError("k2 is not importable")
+def module_has_cuda(mod: ModuleType) -> bool:
+    """Whether an external backend package was built with CUDA.
+
+    k2 exposes ``with_cuda`` as a bool, fast_rnnt as a function; a package exposing neither
+    is assumed to have it.
+    """
+    flag = getattr(mod, "with_cuda", True)
+    return bool(flag() if callable(flag) else flag)
+
+
+def external_rnnt_module(device: torch.device) -> ModuleType | None:
+    """The external package that should run a call on ``device``, or None for builtin.
+
+    Raises RuntimeError when the backend was forced (not ``auto``) and its package, built
+    without CUDA, is asked to run on a GPU.
+    """
+    name = get_rnnt_backend()
+    if name == "builtin":
+        return None
+    mod = _try_import(name)
+    assert mod is not None, name  # get_rnnt_backend only returns importable externals
+    if device.type == "cuda" and not module_has_cuda(mod):
+        if _requested == "auto":
+            return None
+        raise RuntimeError(
+            f"rnnt backend {name!r} was built without CUDA and cannot run on {device}; "
+            "use --rnnt-backend builtin (or auto) or install a CUDA build"
+        )
     return mod
 
 
 def add_rnnt_backend_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add ``--rnnt-backend {auto,k2,builtin}`` (default ``auto``) to ``parser``.
+    """Add ``--rnnt-backend {auto,k2,fast_rnnt,builtin}`` (default ``auto``) to ``parser``.
 
     After parsing, call ``set_rnnt_backend(args.rnnt_backend)``.
     """
@@ -77,6 +163,7 @@ def add_rnnt_backend_argument(parser: argparse.ArgumentParser) -> argparse.Argum
         type=str,
         default="auto",
         choices=list(_VALID),
-        help="Pruned RNN-T implementation: k2 if importable (auto), k2, or builtin.",
+        help="Pruned RNN-T implementation. auto: k2 if importable, else fast_rnnt (k2's RNN-T "
+        "kernels packaged alone) if importable, else gmot's builtin kernels; or force one.",
     )
     return parser

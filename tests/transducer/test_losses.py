@@ -28,6 +28,10 @@ def _data(B, T, S, C, seed=0, dtype=torch.float64):
 @pytest.mark.parametrize("rnnt_type", TYPES)
 @pytest.mark.parametrize("S,T", [(0, 2), (1, 3), (2, 3), (3, 4)])
 def test_full_loss_matches_brute_force(backend, rnnt_type, S, T):
+    if S == 0 and backend != "builtin":
+        # fast_rnnt 1.3 and k2 releases with validate_st_lengths assert S >= 1 when boundary is
+        # None; ours takes S = 0 (an empty transcript: the blank-only path).
+        pytest.skip(f"{backend} asserts S >= 1 without a boundary")
     logits, symbols = _data(2, T, S, 5, seed=S * 10 + T)
     got = rnnt_loss(logits, symbols, 0, rnnt_type=rnnt_type, reduction="none")
     want = brute_force_logits_loss(logits, symbols, 0, rnnt_type)
@@ -44,6 +48,8 @@ def test_full_loss_matches_torchaudio(backend, blank):
     symbols[symbols >= blank] += 1  # never the blank
     t_lens = torch.tensor([12, 9, 12, 5])
     s_lens = torch.tensor([5, 3, 0, 5])
+    if backend != "builtin":
+        s_lens[2] = 1  # k2 and fast_rnnt assert every s_end >= 1; ours takes an empty transcript
     boundary = torch.stack([torch.zeros(B), torch.zeros(B), s_lens, t_lens], 1).long()
     for reduction in ["none", "mean", "sum"]:
         lg1 = logits.clone().requires_grad_()
