@@ -38,6 +38,7 @@ _FUNCTIONS = (
 )
 _modules: dict[str, ModuleType | None] = {}
 _unusable: dict[str, str | None] = {}  # why an external backend cannot be used
+_warned_no_cuda: set[str] = set()
 
 
 def api_mismatch(mod: ModuleType) -> str | None:
@@ -145,6 +146,12 @@ def external_rnnt_module(device: torch.device) -> ModuleType | None:
     assert mod is not None, name  # get_rnnt_backend only returns importable externals
     if device.type == "cuda" and not module_has_cuda(mod):
         if _requested == "auto":
+            if name not in _warned_no_cuda:
+                _warned_no_cuda.add(name)
+                warnings.warn(
+                    f"{name} was built without CUDA: the builtin RNN-T kernels run on {device}",
+                    stacklevel=3,
+                )
             return None
         raise RuntimeError(
             f"rnnt backend {name!r} was built without CUDA and cannot run on {device}; "

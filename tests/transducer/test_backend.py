@@ -164,7 +164,10 @@ def test_package_without_cuda(monkeypatch):
     try:
         set_rnnt_backend("auto")
         assert backend_mod.external_rnnt_module(cpu) is fake
-        assert backend_mod.external_rnnt_module(cuda) is None  # auto: builtin on the GPU
+        monkeypatch.setattr(backend_mod, "_warned_no_cuda", set())
+        with pytest.warns(UserWarning, match="fast_rnnt was built without CUDA"):
+            assert backend_mod.external_rnnt_module(cuda) is None  # auto: builtin on the GPU
+        assert backend_mod.external_rnnt_module(cuda) is None  # warned once, not per call
         set_rnnt_backend("fast_rnnt")
         assert backend_mod.external_rnnt_module(cpu) is fake
         with pytest.raises(RuntimeError, match="'fast_rnnt' was built without CUDA"):
