@@ -36,6 +36,7 @@ import torch
 from gmot.transducer import (
     Joiner,
     backend_available,
+    backend_runs_on,
     do_rnnt_pruning,
     get_rnnt_prune_ranges,
     mutual_information_recursion,
@@ -245,12 +246,13 @@ def bench_recursion(args, device: torch.device) -> None:
     )
     t0, m0 = measure(ours, device, args.repeat, args.warmup)
     print(f"  {'ours (builtin)':34s} {t0 * 1e3:10.2f} ms   peak {m0 / 2**20:8.1f} MiB")
+    px64, py64 = px.detach().double(), py.detach().double()
+    s_ours = mutual_information_recursion(px64, py64)  # float64 scores every reference meets
     for name in args.references:
         set_rnnt_backend(name)
-        s_ref = mutual_information_recursion(px.detach().double(), py.detach().double())
+        s_ref = mutual_information_recursion(px64, py64)
         t1, m1 = measure(ours, device, args.repeat, args.warmup)
         set_rnnt_backend("builtin")
-        s_ours = mutual_information_recursion(px.detach().double(), py.detach().double())
         err = (s_ref - s_ours).abs().max().item()
         print(
             f"  {name:34s} {t1 * 1e3:10.2f} ms   peak {m1 / 2**20:8.1f} MiB   "
@@ -258,9 +260,7 @@ def bench_recursion(args, device: torch.device) -> None:
         )
         print(f"  ratio ours / {name}: {t0 / t1:6.2f}x")
     if not args.skip_naive:
-        s_ref = _naive_recursion(px.detach().double(), py.detach().double())
-        s_ours = mutual_information_recursion(px.detach().double(), py.detach().double())
-        err = (s_ref - s_ours).abs().max().item()
+        err = (_naive_recursion(px64, py64) - s_ours).abs().max().item()
 
         def naive() -> None:
             px.grad = py.grad = None
@@ -276,14 +276,12 @@ def bench_recursion(args, device: torch.device) -> None:
 
 def _references(spec: str, device: torch.device) -> list[str]:
     """The external backends to time beside ours, from ``--reference-backends``."""
-    from gmot.transducer.backend import EXTERNAL_BACKENDS, _try_import, module_has_cuda
+    from gmot.transducer.backend import EXTERNAL_BACKENDS
 
     if spec == "none":
         return []
     if spec == "auto":
-        names = [n for n in EXTERNAL_BACKENDS if backend_available(n)]
-        if device.type == "cuda":
-            names = [n for n in names if module_has_cuda(_try_import(n))]
+        names = [n for n in EXTERNAL_BACKENDS if backend_runs_on(n, device)]
         print(f"reference backends: {', '.join(names) or 'none importable'}")
         return names
     names = spec.split(",")
@@ -292,6 +290,8 @@ def _references(spec: str, device: torch.device) -> list[str]:
             raise SystemExit(f"--reference-backends: {n!r} is not one of {EXTERNAL_BACKENDS}")
         if not backend_available(n):
             raise SystemExit(f"--reference-backends: `import {n}` failed")
+        if not backend_runs_on(n, device):
+            raise SystemExit(f"--reference-backends: {n} was built without CUDA")
     return names
 
 

@@ -116,13 +116,15 @@ for name in ("ot", "ot.batch", "lhotse", "lilcom", "soundfile", "kaldialign", "t
         bad += 1
         print(f"import {name:14s} FAILED: {type(exc).__name__}: {exc}")
 # optional: the pruned RNN-T reference packages (carried only when built for the device)
-for name in ("k2", "fast_rnnt"):
-    try:
-        mod = importlib.import_module(name)
-        cuda = getattr(mod, "with_cuda", "?")
-        print(f"optional {name:14s} ok  with_cuda={cuda() if callable(cuda) else cuda}")
-    except Exception as exc:
-        print(f"optional {name:14s} not importable: {type(exc).__name__}: {exc}")
+import torch
+from gmot.transducer.backend import EXTERNAL_BACKENDS, backend_available, backend_runs_on
+
+for name in EXTERNAL_BACKENDS:
+    if backend_available(name):
+        cuda = backend_runs_on(name, torch.device("cuda"))
+        print(f"optional {name:14s} ok  with_cuda={cuda}")
+    else:
+        print(f"optional {name:14s} not usable (see the warning, if any)")
 sys.exit(1 if bad else 0)
 EOF
   x "$PY" -m gmot.env

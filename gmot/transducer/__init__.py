@@ -7,7 +7,7 @@ Public API:
   :func:`rnnt_loss` (full joint), :func:`mutual_information_recursion`;
 - pruning: :func:`get_rnnt_prune_ranges`, :func:`do_rnnt_pruning`;
 - backend: :func:`set_rnnt_backend`, :func:`get_rnnt_backend`, :func:`available_rnnt_backends`,
-  :func:`backend_available`, :func:`add_rnnt_backend_argument`
+  :func:`backend_available`, :func:`backend_runs_on`, :func:`add_rnnt_backend_argument`
   (``--rnnt-backend auto|k2|fast_rnnt|builtin``);
 - modules: :class:`Decoder` (stateless prediction network), :class:`Joiner`.
 
@@ -29,6 +29,7 @@ from gmot.transducer.backend import (
     add_rnnt_backend_argument,
     available_rnnt_backends,
     backend_available,
+    backend_runs_on,
     get_rnnt_backend,
     k2_available,
     set_rnnt_backend,
@@ -42,6 +43,7 @@ __all__ = [
     "add_rnnt_backend_argument",
     "available_rnnt_backends",
     "backend_available",
+    "backend_runs_on",
     "do_rnnt_pruning",
     "get_rnnt_backend",
     "get_rnnt_prune_ranges",

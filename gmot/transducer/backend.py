@@ -133,6 +133,14 @@ def module_has_cuda(mod: ModuleType) -> bool:
     return bool(flag() if callable(flag) else flag)
 
 
+def backend_runs_on(name: str, device: torch.device) -> bool:
+    """Whether backend ``name`` can run on ``device``: builtin always; an external package when
+    it is usable here (:func:`backend_available`) and, for a GPU, was built with CUDA."""
+    if not backend_available(name):
+        return False
+    return name == "builtin" or device.type != "cuda" or module_has_cuda(_try_import(name))
+
+
 def external_rnnt_module(device: torch.device) -> ModuleType | None:
     """The external package that should run a call on ``device``, or None for builtin.
 
@@ -142,9 +150,7 @@ def external_rnnt_module(device: torch.device) -> ModuleType | None:
     name = get_rnnt_backend()
     if name == "builtin":
         return None
-    mod = _try_import(name)
-    assert mod is not None, name  # get_rnnt_backend only returns importable externals
-    if device.type == "cuda" and not module_has_cuda(mod):
+    if not backend_runs_on(name, device):  # an importable package built without CUDA
         if _requested == "auto":
             if name not in _warned_no_cuda:
                 _warned_no_cuda.add(name)
@@ -157,7 +163,7 @@ def external_rnnt_module(device: torch.device) -> ModuleType | None:
             f"rnnt backend {name!r} was built without CUDA and cannot run on {device}; "
             "use --rnnt-backend builtin (or auto) or install a CUDA build"
         )
-    return mod
+    return _try_import(name)
 
 
 def add_rnnt_backend_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

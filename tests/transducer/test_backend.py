@@ -162,6 +162,8 @@ def test_package_without_cuda(monkeypatch):
     monkeypatch.setitem(backend_mod._modules, "k2", None)
     cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
     try:
+        assert T.backend_runs_on("fast_rnnt", cpu) and not T.backend_runs_on("fast_rnnt", cuda)
+        assert T.backend_runs_on("builtin", cuda)
         set_rnnt_backend("auto")
         assert backend_mod.external_rnnt_module(cpu) is fake
         monkeypatch.setattr(backend_mod, "_warned_no_cuda", set())
@@ -231,7 +233,7 @@ def test_external_and_builtin_side_by_side(name, rnnt_type, device):
     symbols = torch.randint(1, C, (B, S), generator=g)
     boundary = torch.tensor([[0, 0, 10, 40], [0, 0, 7, 33], [0, 0, 10, 25]])
     if device == "cuda":
-        if not backend_mod.module_has_cuda(backend_mod._modules[name]):
+        if not T.backend_runs_on(name, torch.device(device)):
             pytest.skip(f"{name} was built without CUDA")
         am, lm, symbols, boundary = (x.cuda() for x in (am, lm, symbols, boundary))
     out = {}
