@@ -7,7 +7,13 @@ import torch
 from rnnt_reference import brute_force_scores, naive_scores, torch_loop_scores
 
 from gmot.transducer import mutual_information_recursion
-from gmot.transducer.recursion import recursion_builtin
+from gmot.transducer.recursion import (
+    ROW_SCAN_MAX_BATCH_ROWS,
+    ROW_SCAN_MAX_PREFIX,
+    recursion_builtin,
+    recursion_diagonals,
+    recursion_rows,
+)
 
 
 def _rand(B, S, T, modified, dtype=torch.float64, seed=0):
@@ -110,6 +116,85 @@ def test_larger_random_matches_naive(backend, modified):
     torch.testing.assert_close(got, naive_scores(px, py, boundary), rtol=1e-10, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("modified", [False, True])
+def test_row_scan_equals_diagonal_loop(modified, dtype):
+    """The CPU row scan and the diagonal sweeps (the Triton kernels' layout) agree, grads too."""
+    B, S, T = 6, 12, 40
+    px, py = _rand(B, S, T, modified, seed=11)
+    px, py = 3 * px - 2, 3 * py - 2  # log-prob-like spread
+    boundary = _random_boundary(B, S, T, modified, seed=12)
+    boundary[0] = torch.tensor([0, 0, S, T])
+    boundary[1] = torch.tensor([3, 7, 3, 30])  # one row only: blanks, no symbols
+    boundary[2] = torch.tensor([2, 9, 2, 9])  # a single cell: score 0
+    want_s, want_gx, want_gy = recursion_diagonals(px, py, boundary, modified, True)
+    got = recursion_rows(px.to(dtype), py.to(dtype), boundary, modified, True)
+    assert got is not None
+    got_s, got_gx, got_gy = got
+    assert got_s.dtype == got_gx.dtype == got_gy.dtype == dtype
+    assert got_gx.shape == px.shape and got_gy.shape == py.shape
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_s.double(), want_s, **tol)
+    torch.testing.assert_close(got_gx.double(), want_gx, **tol)
+    torch.testing.assert_close(got_gy.double(), want_gy, **tol)
+    assert got_s[2].item() == 0.0 and got_gx[2].abs().sum().item() == 0.0
+
+
+@pytest.mark.parametrize("modified", [False, True])
+def test_row_scan_declines_where_prefix_sums_lose_precision(builtin_backend, modified):
+    """A -inf blank arc inside the box, or huge |py|, sends the recursion to the diagonal loop."""
+    S, T = 3, 6
+    px, py = _rand(2, S, T, modified, seed=13)
+    boundary = torch.tensor([[0, 0, S, T], [1, 1, 3, 5]])
+    py_inf = py.clone()
+    py_inf[0, 1, 2] = float("-inf")  # inside both boxes: those paths are impossible
+    py_inf[1, 0, 4] = float("-inf")  # outside box 1 (s < s_begin): ignored either way
+    assert (
+        recursion_rows(py=py_inf, px=px, boundary=boundary, modified=modified, need_grad=False)
+        is None
+    )
+    got = mutual_information_recursion(px, py_inf, boundary)
+    torch.testing.assert_close(
+        got, brute_force_scores(px, py_inf, boundary), rtol=1e-10, atol=1e-10
+    )
+    assert torch.isfinite(got).all()
+
+    py_big = -py.abs() - ROW_SCAN_MAX_PREFIX / 2  # prefix sums reach 3x the accepted bound
+    assert recursion_rows(px, py_big, boundary, modified, need_grad=False) is None
+    got = mutual_information_recursion(px, py_big, boundary)
+    torch.testing.assert_close(got, naive_scores(px, py_big, boundary), rtol=1e-12, atol=0.0)
+
+    # Outside the box anything goes: the row scan still runs and matches brute force.
+    py_out = py.clone()
+    py_out[1, 0, :] = float("nan")  # row 0 < s_begin of utterance 1
+    py_out[0, :, :] = py[0]
+    out = recursion_rows(px[1:], py_out[1:], boundary[1:], modified, need_grad=False)
+    assert out is not None
+    want = brute_force_scores(px[1:], py[1:], boundary[1:])
+    torch.testing.assert_close(out[0], want, rtol=1e-10, atol=1e-10)
+
+
+def test_cpu_dispatch_row_scan_for_small_batches(monkeypatch):
+    """recursion_builtin takes the row scan while B * (S+1) is small, the diagonal loop above."""
+    from gmot.transducer import recursion
+
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return recursion_rows(*args, **kwargs)
+
+    monkeypatch.setattr(recursion, "recursion_rows", spy)
+    S, T = 7, 9
+    B_small = ROW_SCAN_MAX_BATCH_ROWS // (S + 1)
+    for B in (B_small, B_small + 1):
+        px, py = _rand(B, S, T, False, seed=B)
+        bd = torch.tensor([[0, 0, S, T]] * B)
+        scores, _, _ = recursion_builtin(px, py, bd, False, False)
+        torch.testing.assert_close(scores[:2], naive_scores(px[:2], py[:2]), rtol=1e-10, atol=1e-10)
+    assert calls == [(B_small, S, T + 1)]
+
+
 def test_bad_inputs(builtin_backend):
     px, py = _rand(2, 3, 4, False)
     with pytest.raises(ValueError, match="py"):
@@ -146,3 +231,18 @@ def test_triton_matches_cpu(dtype, modified):
     torch.testing.assert_close(s_gpu.cpu(), s_cpu, **tol)
     torch.testing.assert_close(gx_gpu.cpu(), gx_cpu, **tol)
     torch.testing.assert_close(gy_gpu.cpu(), gy_cpu, **tol)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("modified", [False, True])
+def test_row_scan_on_cuda_matches_cpu(modified):
+    """The row scan (used on CUDA when Triton is missing) gives the CPU's numbers on the GPU."""
+    S, T = 30, 250
+    px, py = _rand(8, S, T, modified, dtype=torch.float32, seed=10)
+    boundary = _random_boundary(8, S, T, modified, seed=11)
+    want = recursion_rows(px, py, boundary, modified, True)
+    got = recursion_rows(px.cuda(), py.cuda(), boundary.cuda(), modified, True)
+    assert want is not None and got is not None
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g.cpu(), w, rtol=1e-5, atol=1e-5)
