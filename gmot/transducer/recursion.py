@@ -50,11 +50,11 @@ _FLOAT_TYPES = (torch.float32, torch.float64)
 # 1e7 * 2.2e-16 = 2e-9 nats. Real log-probs stay far below (|log p| * T ~ 1e4 to 1e5).
 ROW_SCAN_MAX_PREFIX = 1e7
 # On the CPU the row scan runs when B * (S+1) is at most this. Each step of the diagonal loop
-# works on B * (S+1) cells; above about 800 of them its S+T+1 steps cost less than the row
-# scan's scalar logcumsumexp (crossover 750-1000 for T = 150-250, S = 15-60, regular and
-# modified, measured on the 2-core CPU machine with 1 thread; below it the row scan is up to 7x
-# faster, 1.5-2x at B * (S+1) = 500).
-ROW_SCAN_MAX_BATCH_ROWS = 768
+# works on B * (S+1) cells; with enough of them its S+T+1 steps cost less than the row scan's
+# scalar logcumsumexp. Crossover measured on the 2-core CPU machine (T = 58-250, S = 11-60,
+# regular and modified): 750-1000 with 1 thread, about 600 with 2. Below it the row scan is up
+# to 7x faster (B=1), 1.5-2x at B * (S+1) = 250-500.
+ROW_SCAN_MAX_BATCH_ROWS = 512
 
 
 def check_recursion_inputs(px: Tensor, py: Tensor, boundary: Tensor | None) -> tuple[bool, Tensor]:
