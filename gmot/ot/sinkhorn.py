@@ -357,8 +357,7 @@ def sinkhorn_plan(
         log_K, a, b, max_iter=max_iter, tol=tol, check_every=check_every, init=init, mode=mode,
         compile=compile, fa=fa, fb=fb,
     )  # fmt: skip
-    valid = (a > 0)[:, :, None] & (b > 0)[:, None, :]
-    log_T = torch.where(valid, log_K + u[:, :, None] + v[:, None, :], NEG_LARGE)
+    log_T = mask_log_kernel(log_K + u[:, :, None] + v[:, None, :], a, b)
     return u, v, n_iter, log_T, exp_flush(log_T)
 
 

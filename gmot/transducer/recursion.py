@@ -117,6 +117,22 @@ def _diag_index(S: int, T: int, modified: bool, device: torch.device) -> tuple[T
     return t, D
 
 
+def _arcs_in_box(
+    sg: Tensor, tg: Tensor, bounds: tuple[Tensor, Tensor, Tensor, Tensor], modified: bool
+) -> tuple[Tensor, Tensor]:
+    """(x_ok, y_ok): which px / py arcs leaving cell (sg, tg) stay inside the boundary box.
+
+    ``sg``, ``tg`` are symbol / frame indices and ``bounds`` the columns
+    ``(s_begin, t_begin, s_end, t_end)``, all broadcastable to the result's shape.
+    """
+    s0, t0, s1, t1 = bounds
+    # py arc leaves (s, t) -> (s, t+1): needs s_begin <= s <= s_end, t_begin <= t < t_end.
+    y_ok = (sg >= s0) & (sg <= s1) & (tg >= t0) & (tg < t1)
+    # px arc leaves (s, t) -> (s+1, t) (regular, t <= t_end) or (s+1, t+1) (modified, t < t_end).
+    x_ok = (sg >= s0) & (sg < s1) & (tg >= t0) & ((tg < t1) if modified else (tg <= t1))
+    return x_ok, y_ok
+
+
 def skew_inputs(
     px: Tensor, py: Tensor, boundary: Tensor, modified: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -128,14 +144,8 @@ def skew_inputs(
     T = py.shape[2]
     tgrid, D = _diag_index(S, T, modified, px.device)
     sgrid = torch.arange(S + 1, device=px.device).unsqueeze(0).expand(D, S + 1)
-    s0, t0, s1, t1 = (boundary[:, i].view(B, 1, 1) for i in range(4))
-    tg = tgrid.unsqueeze(0)
-    sg = sgrid.unsqueeze(0)
-    in_s = (sg >= s0) & (sg <= s1)
-    # py arc leaves (s, t) -> (s, t+1): needs t_begin <= t < t_end.
-    y_ok = in_s & (tg >= t0) & (tg < t1)
-    # px arc leaves (s, t) -> (s+1, t) (regular, t <= t_end) or (s+1, t+1) (modified, t < t_end).
-    x_ok = (sg >= s0) & (sg < s1) & (tg >= t0) & ((tg < t1) if modified else (tg <= t1))
+    bounds = tuple(boundary[:, i].view(B, 1, 1) for i in range(4))
+    x_ok, y_ok = _arcs_in_box(sgrid.unsqueeze(0), tgrid.unsqueeze(0), bounds, modified)
     tx = tgrid.clamp(0, px.shape[2] - 1)
     ty = tgrid.clamp(0, T - 1) if T > 0 else tgrid.clamp(0, 0)
     s_px = sgrid.clamp(max=max(S - 1, 0))
@@ -248,6 +258,13 @@ def _scores_from_alpha(A: Tensor, boundary: Tensor, modified: bool) -> Tensor:
     return A[b, d_end, s_end]
 
 
+def _occupation(log_mass: Tensor, total: Tensor) -> Tensor:
+    """``exp(log_mass - total)``: the share of all paths through each arc; 0 for an utterance
+    whose ``total`` (its score, broadcastable to ``log_mass``) is not finite."""
+    finite = torch.isfinite(total)
+    return torch.where(finite, (log_mass - torch.where(finite, total, 0.0)).exp(), 0.0)
+
+
 def _occupation_grads(
     A: Tensor,
     Bt: Tensor,
@@ -262,13 +279,9 @@ def _occupation_grads(
     B, D, S1 = A.shape
     S = S1 - 1
     total = scores.view(B, 1, 1)
-    finite = torch.isfinite(total)
-    total = torch.where(finite, total, torch.zeros_like(total))
     nxt = torch.cat([Bt[:, 1:], Bt.new_full((B, 1, S1), NEG_INF)], dim=1)
-    gx = (A[:, :, :-1] + X[:, :, :-1] + nxt[:, :, 1:] - total).exp()
-    gy = (A + Y + nxt - total).exp()
-    gx = torch.where(finite, gx, torch.zeros_like(gx))
-    gy = torch.where(finite, gy, torch.zeros_like(gy))
+    gx = _occupation(A[:, :, :-1] + X[:, :, :-1] + nxt[:, :, 1:], total)
+    gy = _occupation(A + Y + nxt, total)
     # Un-skew: cell (s, t) lives on diagonal d = t (modified) or s + t (regular).
     T1 = px_shape[2]
     modified = T1 == T
@@ -330,16 +343,11 @@ def recursion_rows(
     # Rows-first layout (S, B, T): each row of the scan is one contiguous (B, T) block.
     s_idx = torch.arange(S + 1, device=dev).view(S + 1, 1, 1)
     t_idx = torch.arange(T + 1, device=dev).view(1, 1, T + 1)
-    s0, t0, s1, t1 = (boundary[:, i].view(1, B, 1) for i in range(4))
-    in_s = (s_idx >= s0) & (s_idx <= s1)
-    cell_bad = ~(in_s & (t_idx >= t0) & (t_idx <= t1))  # (S+1, B, T+1)
-    # py arc (s, t) -> (s, t+1) needs t_begin <= t < t_end; px arc (s, t) -> (s+1, t[+1]) needs
-    # s_begin <= s < s_end and t_begin <= t <= t_end (regular) or < t_end (modified).
-    y_ok = in_s & (t_idx[..., :T] >= t0) & (t_idx[..., :T] < t1)
-    tx = t_idx[..., :T1]
-    x_ok = (
-        (s_idx[:S] >= s0) & (s_idx[:S] < s1) & (tx >= t0) & ((tx < t1) if modified else (tx <= t1))
-    )
+    bounds = tuple(boundary[:, i].view(1, B, 1) for i in range(4))
+    s0, t0, s1, t1 = bounds
+    cell_bad = ~((s_idx >= s0) & (s_idx <= s1) & (t_idx >= t0) & (t_idx <= t1))  # (S+1, B, T+1)
+    x_ok, y_ok = _arcs_in_box(s_idx, t_idx, bounds, modified)  # on the (S+1, B, T+1) grid
+    x_ok, y_ok = x_ok[:S, :, :T1], y_ok[:, :, :T]
     pxm = px.permute(1, 0, 2).to(torch.float64).masked_fill(~x_ok, NEG_INF).contiguous()
     py0 = py.permute(1, 0, 2).to(torch.float64).masked_fill(~y_ok, 0.0).contiguous()
     C = torch.nn.functional.pad(py0.cumsum(dim=2), (1, 0))  # (S+1, B, T+1)
@@ -360,15 +368,11 @@ def recursion_rows(
     C_r = torch.nn.functional.pad(py0_r.cumsum(dim=2), (1, 0))
     Bt = _row_alpha(pxm.flip(0, 2), C_r, cell_bad.flip(0, 2), rev, modified).flip(0, 2)
     total = scores.view(1, B, 1)
-    finite = torch.isfinite(total)
-    total = torch.where(finite, total, torch.zeros_like(total))
     if modified:
-        gx = A[:S, :, :T] + pxm + Bt[1:, :, 1:]
+        gx = _occupation(A[:S, :, :T] + pxm + Bt[1:, :, 1:], total)
     else:
-        gx = A[:S] + pxm + Bt[1:]
-    gy = (A[:, :, :T] + Bt[:, :, 1:]).add_(py0.masked_fill_(~y_ok, NEG_INF))
-    gx = torch.where(finite, gx.sub_(total).exp_(), 0.0)
-    gy = torch.where(finite, gy.sub_(total).exp_(), 0.0)
+        gx = _occupation(A[:S] + pxm + Bt[1:], total)
+    gy = _occupation((A[:, :, :T] + Bt[:, :, 1:]).add_(py0.masked_fill_(~y_ok, NEG_INF)), total)
     px_grad = gx.permute(1, 0, 2).to(px.dtype, memory_format=torch.contiguous_format)
     py_grad = gy.permute(1, 0, 2).to(py.dtype, memory_format=torch.contiguous_format)
     return scores.to(px.dtype), px_grad, py_grad
