@@ -8,19 +8,124 @@ meanings.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any
 
 from torch import Tensor
 
 from gmot.transducer import losses as _L
 from gmot.transducer import pruning as _P
 from gmot.transducer.backend import external_rnnt_module
-from gmot.transducer.recursion import mutual_information_recursion_builtin
+from gmot.transducer.recursion import (
+    joint_mutual_information_recursion_builtin,
+    mutual_information_recursion_builtin,
+)
 
 
 def _external(x: Tensor) -> ModuleType | None:
     """The external package (k2 or fast_rnnt) that runs a call whose inputs are like ``x``."""
     return external_rnnt_module(x.device)
+
+
+def _external_fn(x: Tensor, name: str) -> Callable[..., Any] | None:
+    """``<package>.<name>`` of the external backend for inputs like ``x``; None for builtin or
+    when that package lacks the function (older releases: the builtin runs instead)."""
+    ext = _external(x)
+    return None if ext is None else getattr(ext, name, None)
+
+
+def joint_mutual_information_recursion(
+    px: Sequence[Tensor], py: Sequence[Tensor], boundary: Tensor | None = None
+) -> Tensor:
+    """(N, B) per-term breakdown of the recursion on ``sum(px)``, ``sum(py)``, as k2's.
+
+    px: N tensors (B, S, T+1) regular or (B, S, T) modified; py: N tensors (B, S+1, T);
+    boundary (B, 4) int64. The sum over dim 0 is the score of the summed lattice; see
+    :func:`gmot.transducer.recursion.joint_mutual_information_recursion_builtin`.
+    """
+    fn = _external_fn(px[0], "joint_mutual_information_recursion")
+    if fn is not None:
+        return fn(px, py, boundary=boundary)
+    return joint_mutual_information_recursion_builtin(px, py, boundary)
+
+
+def get_rnnt_logprobs(
+    lm: Tensor,
+    am: Tensor,
+    symbols: Tensor,
+    termination_symbol: int,
+    rnnt_type: str = "regular",
+    boundary: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """(px, py) of the simple joint am + lm; k2's argument order (``rnnt_type`` before
+    ``boundary``). lm (B, S+1, C), am (B, T, C), symbols (B, S) -> px (B, S, T+1) regular or
+    (B, S, T), py (B, S+1, T)."""
+    kw = dict(rnnt_type=rnnt_type, boundary=boundary)
+    fn = _external_fn(lm, "get_rnnt_logprobs")
+    if fn is not None:
+        return fn(lm=lm, am=am, symbols=symbols, termination_symbol=termination_symbol, **kw)
+    return _L.get_rnnt_logprobs(lm, am, symbols, termination_symbol, **kw)
+
+
+def get_rnnt_logprobs_smoothed(
+    lm: Tensor,
+    am: Tensor,
+    symbols: Tensor,
+    termination_symbol: int,
+    lm_only_scale: float = 0.1,
+    am_only_scale: float = 0.1,
+    boundary: Tensor | None = None,
+    rnnt_type: str = "regular",
+) -> tuple[Tensor, Tensor]:
+    """(px, py) of the smoothed simple joint (shapes as :func:`get_rnnt_logprobs`)."""
+    kw = dict(
+        lm_only_scale=lm_only_scale,
+        am_only_scale=am_only_scale,
+        boundary=boundary,
+        rnnt_type=rnnt_type,
+    )
+    fn = _external_fn(lm, "get_rnnt_logprobs_smoothed")
+    if fn is not None:
+        return fn(lm=lm, am=am, symbols=symbols, termination_symbol=termination_symbol, **kw)
+    return _L.get_rnnt_logprobs_smoothed(lm, am, symbols, termination_symbol, **kw)
+
+
+def get_rnnt_logprobs_joint(
+    logits: Tensor,
+    symbols: Tensor,
+    termination_symbol: int,
+    boundary: Tensor | None = None,
+    rnnt_type: str = "regular",
+) -> tuple[Tensor, Tensor]:
+    """(px, py) from full joint logits (B, T, S+1, C) (before log-softmax)."""
+    kw = dict(boundary=boundary, rnnt_type=rnnt_type)
+    fn = _external_fn(logits, "get_rnnt_logprobs_joint")
+    if fn is not None:
+        return fn(logits=logits, symbols=symbols, termination_symbol=termination_symbol, **kw)
+    return _L.get_rnnt_logprobs_joint(logits, symbols, termination_symbol, **kw)
+
+
+def get_rnnt_logprobs_pruned(
+    logits: Tensor,
+    symbols: Tensor,
+    ranges: Tensor,
+    termination_symbol: int,
+    boundary: Tensor | None = None,
+    rnnt_type: str = "regular",
+) -> tuple[Tensor, Tensor]:
+    """(px, py) from pruned logits (B, T, s_range, C) and ranges (B, T, s_range)."""
+    kw = dict(boundary=boundary, rnnt_type=rnnt_type)
+    fn = _external_fn(logits, "get_rnnt_logprobs_pruned")
+    if fn is not None:
+        return fn(
+            logits=logits,
+            symbols=symbols,
+            ranges=ranges,
+            termination_symbol=termination_symbol,
+            **kw,
+        )
+    return _L.get_rnnt_logprobs_pruned(logits, symbols, ranges, termination_symbol, **kw)
 
 
 def mutual_information_recursion(
@@ -97,9 +202,12 @@ def rnnt_loss_smoothed(
 def get_rnnt_prune_ranges(
     px_grad: Tensor, py_grad: Tensor, boundary: Tensor, s_range: int
 ) -> Tensor:
-    """ranges (B, T, s_range) int64 from the simple loss's occupation grads."""
-    if not isinstance(s_range, int) or isinstance(s_range, bool) or s_range < 2:
-        raise ValueError(f"s_range must be an int >= 2, got {s_range!r}")
+    """ranges (B, T, s_range) int64 from the simple loss's occupation grads.
+
+    ``s_range``: an integer >= 1 (int, numpy integer or one-element integer tensor); regular
+    RNN-T raises it to its minimum with a warning, as k2 does.
+    """
+    s_range = _P.as_s_range(s_range)
     ext = _external(px_grad)
     if ext is not None:
         return ext.get_rnnt_prune_ranges(

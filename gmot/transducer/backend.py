@@ -10,8 +10,12 @@ Backends:
   chosen package was built without CUDA and the inputs are on a GPU, ``auto`` runs builtin
   for that call instead of failing.
 
-``set_rnnt_backend(name)`` chooses process-wide; recipes expose it as ``--rnnt-backend`` via
-:func:`add_rnnt_backend_argument`.
+Choosing, by precedence: ``set_rnnt_backend(name)`` in code (recipes call it with their
+``--rnnt-backend`` flag, :func:`add_rnnt_backend_argument`), else the environment variable
+``GMOT_RNNT_BACKEND`` (``auto``, ``k2``, ``fast_rnnt`` or ``builtin``; read when the backend is
+resolved, so a script or a test run can choose without code), else ``auto``. The flag's default
+is the environment variable's value, so a flag given on the command line wins over the
+environment and an absent flag keeps it. ``set_rnnt_backend(None)`` returns to environment/auto.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
 import warnings
 from types import ModuleType
 
@@ -26,7 +31,8 @@ import torch
 
 EXTERNAL_BACKENDS = ("k2", "fast_rnnt")  # in auto's order of preference
 _VALID = ("auto", *EXTERNAL_BACKENDS, "builtin")
-_requested = "auto"
+ENV_VAR = "GMOT_RNNT_BACKEND"
+_requested: str | None = None  # None: not chosen in code; the environment (or auto) decides
 _FUNCTIONS = (
     "mutual_information_recursion",
     "rnnt_loss_simple",
@@ -89,13 +95,37 @@ def k2_available() -> bool:
     return backend_available("k2")
 
 
-def set_rnnt_backend(name: str) -> None:
-    """Select the backend: ``"auto"``, ``"k2"``, ``"fast_rnnt"`` or ``"builtin"``.
+def env_rnnt_backend() -> str | None:
+    """The backend named by ``GMOT_RNNT_BACKEND`` (None when unset or empty).
+
+    Raises ValueError when it names no backend.
+    """
+    value = os.environ.get(ENV_VAR, "").strip()
+    if not value:
+        return None
+    if value not in _VALID:
+        raise ValueError(f"{ENV_VAR}={value!r}: must be one of {_VALID}")
+    return value
+
+
+def requested_rnnt_backend() -> str:
+    """What was asked for: the code's choice, else ``GMOT_RNNT_BACKEND``, else ``"auto"``."""
+    if _requested is not None:
+        return _requested
+    return env_rnnt_backend() or "auto"
+
+
+def set_rnnt_backend(name: str | None) -> None:
+    """Select the backend: ``"auto"``, ``"k2"``, ``"fast_rnnt"`` or ``"builtin"``; ``None``
+    returns to the environment's choice (``GMOT_RNNT_BACKEND``, else auto).
 
     Raises ValueError for an unknown name and ImportError when an external backend is asked
     for but its package does not import or lacks k2's current API (:func:`api_mismatch`).
     """
     global _requested
+    if name is None:
+        _requested = None
+        return
     if name not in _VALID:
         raise ValueError(f"rnnt backend must be one of {_VALID}, got {name!r}")
     if name in EXTERNAL_BACKENDS and not backend_available(name):
@@ -110,8 +140,12 @@ def get_rnnt_backend() -> str:
     For ``auto`` this is the backend used for CPU tensors and for GPU tensors when the package
     has CUDA support (see :func:`external_rnnt_module`).
     """
-    if _requested != "auto":
-        return _requested
+    requested = requested_rnnt_backend()
+    if requested != "auto":
+        if requested in EXTERNAL_BACKENDS and not backend_available(requested):
+            why = _unusable.get(requested) or f"`import {requested}` failed"
+            raise ImportError(f"{ENV_VAR}={requested!r} but that backend is not usable: {why}")
+        return requested
     for name in EXTERNAL_BACKENDS:
         if backend_available(name):
             return name
@@ -151,7 +185,7 @@ def external_rnnt_module(device: torch.device) -> ModuleType | None:
     if name == "builtin":
         return None
     if not backend_runs_on(name, device):  # an importable package built without CUDA
-        if _requested == "auto":
+        if requested_rnnt_backend() == "auto":
             if name not in _warned_no_cuda:
                 _warned_no_cuda.add(name)
                 warnings.warn(
@@ -167,16 +201,19 @@ def external_rnnt_module(device: torch.device) -> ModuleType | None:
 
 
 def add_rnnt_backend_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add ``--rnnt-backend {auto,k2,fast_rnnt,builtin}`` (default ``auto``) to ``parser``.
+    """Add ``--rnnt-backend {auto,k2,fast_rnnt,builtin}`` to ``parser``.
 
-    After parsing, call ``set_rnnt_backend(args.rnnt_backend)``.
+    The default is ``GMOT_RNNT_BACKEND`` when set (checked here: an invalid value raises
+    ValueError), else ``auto``; a flag on the command line wins over the environment. After
+    parsing, call ``set_rnnt_backend(args.rnnt_backend)``.
     """
     parser.add_argument(
         "--rnnt-backend",
         type=str,
-        default="auto",
+        default=env_rnnt_backend() or "auto",
         choices=list(_VALID),
         help="Pruned RNN-T implementation. auto: k2 if importable, else fast_rnnt (k2's RNN-T "
-        "kernels packaged alone) if importable, else gmot's builtin kernels; or force one.",
+        f"kernels packaged alone) if importable, else gmot's builtin kernels; or force one. "
+        f"Default: ${ENV_VAR} when set, else auto.",
     )
     return parser

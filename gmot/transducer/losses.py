@@ -1,7 +1,8 @@
 """RNN-T losses with k2's names and semantics (builtin implementations).
 
 Shapes: ``lm`` (B, S+1, C) prediction-network output, ``am`` (B, T, C) encoder output,
-``logits`` (B, T, S+1, C) full joint or (B, T, R, C) pruned joint, ``symbols`` (B, S) int64,
+``logits`` (B, T, S+1, C) full joint or (B, T, R, C) pruned joint, ``symbols`` (B, S) integer
+(int64, or int32 etc., converted to int64),
 ``termination_symbol`` the blank id, ``boundary`` (B, 4) int64 rows
 ``[s_begin, t_begin, s_end, t_end]`` (default ``[0, 0, S, T]``).
 
@@ -23,6 +24,12 @@ from gmot.transducer.recursion import mutual_information_recursion_builtin
 NEG_INF = float("-inf")
 RNNT_TYPES = ("regular", "modified", "constrained")
 REDUCTIONS = ("none", "mean", "sum")
+_INT_TYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+def _long(symbols: Tensor) -> Tensor:
+    """Integer ``symbols`` (validated by :func:`_check_common`) as int64 for indexing."""
+    return symbols if symbols.dtype == torch.int64 else symbols.long()
 
 
 # --------------------------------------------------------------------------- validation
@@ -43,8 +50,10 @@ def _check_common(
     if not isinstance(symbols, Tensor) or symbols.ndim != 2 or symbols.shape[0] != B:
         shape = tuple(symbols.shape) if isinstance(symbols, Tensor) else type(symbols).__name__
         raise ValueError(f"symbols must have shape (B, S) with B={B}, got {shape}")
-    if symbols.dtype != torch.int64:
-        raise TypeError(f"symbols must be int64, got dtype {symbols.dtype}")
+    if symbols.dtype not in _INT_TYPES:
+        raise TypeError(
+            f"symbols must be an integer tensor (int64, int32, ...), got {symbols.dtype}"
+        )
     if not 0 <= int(termination_symbol) < C:
         raise ValueError(f"termination_symbol={termination_symbol} out of range [0, {C})")
     S = symbols.shape[1]
@@ -201,16 +210,21 @@ def get_rnnt_logprobs(
     am: Tensor,
     symbols: Tensor,
     termination_symbol: int,
-    boundary: Tensor | None = None,
     rnnt_type: str = "regular",
+    boundary: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """px, py of the "simple" joint logits[b,t,s,c] = am[b,t,c] + lm[b,s,c].
+
+    Argument order as k2's ``get_rnnt_logprobs``: ``rnnt_type`` comes before ``boundary`` here
+    (the other ``get_rnnt_logprobs_*`` functions take ``boundary`` first, also as in k2).
+    lm (B, S+1, C), am (B, T, C), symbols (B, S) integer; returns px (B, S, T+1) regular or
+    (B, S, T) modified/constrained and py (B, S+1, T).
 
     Never materialises (B, T, S+1, C): the normaliser is
     ``log(exp(lm - lm_max) @ exp(am - am_max)^T) + lm_max + am_max``, (B, S+1, T).
     """
     _check_lm_am(lm, am, symbols, termination_symbol, boundary, rnnt_type)
-    px, py = _simple_raw(lm, am, symbols, termination_symbol)
+    px, py = _simple_raw(lm, am, _long(symbols), termination_symbol)
     return _finish_px_py(px, py, boundary, rnnt_type)
 
 
@@ -227,7 +241,9 @@ def rnnt_loss_simple(
 ) -> Tensor | tuple[Tensor, tuple[Tensor, Tensor]]:
     """RNN-T loss of the simple joint am + lm; with ``return_grad`` also (px_grad, py_grad)."""
     _check_reduction(reduction)
-    px, py = get_rnnt_logprobs(lm, am, symbols, termination_symbol, boundary, rnnt_type)
+    px, py = get_rnnt_logprobs(
+        lm, am, symbols, termination_symbol, rnnt_type=rnnt_type, boundary=boundary
+    )
     px = _apply_delay_penalty(px, boundary, rnnt_type, delay_penalty)
     return _run(px, py, boundary, reduction, return_grad)
 
@@ -244,6 +260,7 @@ def get_rnnt_logprobs_smoothed(
 ) -> tuple[Tensor, Tensor]:
     """px, py interpolating the simple joint with lm-only and am-only (+ unigram) versions."""
     _check_lm_am(lm, am, symbols, termination_symbol, boundary, rnnt_type)
+    symbols = _long(symbols)
     px, py = _simple_raw(lm, am, symbols, termination_symbol)
     B, T, C = am.shape
     S = lm.shape[1] - 1
@@ -298,6 +315,7 @@ def get_rnnt_logprobs_joint(
     _check_float("logits", logits, 4, "(B, T, S+1, C)")
     B, T, S1, C = logits.shape
     _check_common(symbols, termination_symbol, C, B, T, boundary, rnnt_type, "none")
+    symbols = _long(symbols)
     S = symbols.shape[1]
     if S1 != S + 1:
         raise ValueError(
@@ -340,6 +358,7 @@ def get_rnnt_logprobs_pruned(
     _check_float("logits", logits, 4, "(B, T, s_range, C)")
     B, T, R, C = logits.shape
     _check_common(symbols, termination_symbol, C, B, T, boundary, rnnt_type, "none")
+    symbols = _long(symbols)
     S = symbols.shape[1]
     if not isinstance(ranges, Tensor) or tuple(ranges.shape) != (B, T, R):
         shape = tuple(ranges.shape) if isinstance(ranges, Tensor) else type(ranges).__name__

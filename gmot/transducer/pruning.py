@@ -15,6 +15,7 @@ above S becomes S + 1.
 
 from __future__ import annotations
 
+import operator
 import warnings
 
 import torch
@@ -39,6 +40,26 @@ def _adjust_lower_bound(s_begin: Tensor, max_step: int) -> Tensor:
     return u + steps
 
 
+def as_s_range(s_range: object) -> int:
+    """``s_range`` as a Python int: accepts int, numpy integers and one-element integer tensors.
+
+    Raises TypeError for bools, floats and anything else without an integer value, ValueError
+    for values below 1 (no window at all).
+    """
+    if isinstance(s_range, bool) or (isinstance(s_range, Tensor) and s_range.dtype == torch.bool):
+        raise TypeError(f"s_range must be an integer, got {s_range!r}")
+    try:
+        value = operator.index(s_range)
+    except TypeError:
+        raise TypeError(
+            f"s_range must be an integer (int, numpy integer or integer tensor of one element), "
+            f"got {s_range!r}"
+        ) from None
+    if value < 1:
+        raise ValueError(f"s_range must be >= 1, got {value}")
+    return value
+
+
 def get_rnnt_prune_ranges(
     px_grad: Tensor, py_grad: Tensor, boundary: Tensor, s_range: int
 ) -> Tensor:
@@ -48,12 +69,12 @@ def get_rnnt_prune_ranges(
       px_grad: (B, S, T+1) regular or (B, S, T) modified/constrained.
       py_grad: (B, S+1, T).
       boundary: (B, 4) int64 ``[s_begin, t_begin, s_end, t_end]``.
-      s_range: window size (>= 2).
+      s_range: window size, an integer >= 1 (see :func:`as_s_range`); regular RNN-T raises it to
+        its minimum (at least 2) with a warning.
     Returns:
       ranges (B, T, s_range') int64 with s_range' the adjusted window size.
     """
-    if not isinstance(s_range, int) or isinstance(s_range, bool) or s_range < 2:
-        raise ValueError(f"s_range must be an int >= 2, got {s_range!r}")
+    s_range = as_s_range(s_range)
     if px_grad.ndim != 3 or py_grad.ndim != 3:
         raise ValueError(
             f"px_grad / py_grad must be 3-D, got {tuple(px_grad.shape)} / {tuple(py_grad.shape)}"
@@ -74,8 +95,10 @@ def get_rnnt_prune_ranges(
     boundary = boundary.to(px_grad.device)
     s_end = boundary[:, 2]
     t_end = boundary[:, 3]
-    if regular and B > 0:
-        need = int(((s_end - 1).clamp(min=0) // t_end.clamp(min=1) + 2).max())
+    if regular:
+        need = 2
+        if B > 0:
+            need = int(((s_end - 1).clamp(min=0) // t_end.clamp(min=1) + 2).max())
         if s_range < need:
             warnings.warn(
                 f"s_range={s_range} too small for {int(s_end.max())} symbols; using {need}",

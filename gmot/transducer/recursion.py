@@ -40,6 +40,7 @@ exact only while they stay small, so when py has a non-finite arc inside the box
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -443,3 +444,44 @@ def mutual_information_recursion_builtin(
     if return_grad:
         return scores, (px_grad, py_grad)
     return scores
+
+
+def joint_mutual_information_recursion_builtin(
+    px: Sequence[Tensor], py: Sequence[Tensor], boundary: Tensor | None = None
+) -> Tensor:
+    """Per-term breakdown of the recursion on ``sum(px)``, ``sum(py)`` (k2's semantics).
+
+    Args:
+      px: N >= 1 tensors, each (B, S, T+1) regular or (B, S, T) modified.
+      py: N tensors, each (B, S+1, T).
+      boundary: (B, 4) int64 ``[s_begin, t_begin, s_end, t_end]`` (default ``[0, 0, S, T]``).
+    Returns:
+      (N, B): term n is ``<occ_x, px[n]> + <occ_y, py[n]>`` with ``occ_x``, ``occ_y`` the arc
+      occupation probabilities of the summed lattice (constants for autograd); row 0 also holds
+      the offset ``score - sum_n term_n`` (no gradient), so the sum over dim 0 is the score of
+      :func:`mutual_information_recursion_builtin` on the sums and the gradient of any row
+      w.r.t. ``px[n]`` / ``py[n]`` is the occupation (the same for every term). Arcs with zero
+      occupation contribute exactly 0, also where a term is -inf.
+    """
+    N = len(px)
+    if N == 0 or len(py) != N:
+        raise ValueError(
+            f"px and py must be non-empty sequences of equal length, got {N}, {len(py)}"
+        )
+    shapes = {tuple(x.shape) for x in px}, {tuple(y.shape) for y in py}
+    if len(shapes[0]) != 1 or len(shapes[1]) != 1:
+        raise ValueError(f"all px must share one shape and all py another, got {shapes}")
+    px_cat = torch.stack(tuple(px))  # (N, B, S, T1)
+    py_cat = torch.stack(tuple(py))  # (N, B, S+1, T)
+    px_tot = px_cat.detach().sum(0)
+    py_tot = py_cat.detach().sum(0)
+    modified, boundary = check_recursion_inputs(px_tot, py_tot, boundary)
+    scores, px_occ, py_occ = recursion_builtin(px_tot, py_tot, boundary, modified, True)
+    # Where an arc carries no occupation its term may be -inf (or anything): count it as 0.
+    x_terms = torch.where(px_occ > 0, px_cat, 0.0) * px_occ
+    y_terms = torch.where(py_occ > 0, py_cat, 0.0) * py_occ
+    prods = x_terms.flatten(2).sum(2) + y_terms.flatten(2).sum(2)  # (N, B)
+    with torch.no_grad():
+        offset = scores - prods.sum(0)
+    first = prods[0] + offset
+    return torch.cat([first.unsqueeze(0), prods[1:]], dim=0)

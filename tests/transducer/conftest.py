@@ -11,11 +11,11 @@ from gmot.transducer import available_rnnt_backends, set_rnnt_backend
 def backend(request: pytest.FixtureRequest):
     set_rnnt_backend(request.param)
     yield request.param
-    set_rnnt_backend("auto")
+    set_rnnt_backend(None)
 
 
 @pytest.fixture
 def builtin_backend():
     set_rnnt_backend("builtin")
     yield "builtin"
-    set_rnnt_backend("auto")
+    set_rnnt_backend(None)

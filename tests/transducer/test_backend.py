@@ -26,7 +26,8 @@ from gmot.transducer.recursion import mutual_information_recursion_builtin
 EXTERNAL = [n for n in ("k2", "fast_rnnt") if backend_available(n)]
 
 
-def test_auto_resolves_and_flag_parses():
+def test_auto_resolves_and_flag_parses(monkeypatch):
+    monkeypatch.delenv(backend_mod.ENV_VAR, raising=False)
     set_rnnt_backend("auto")
     want = "k2" if k2_available() else "fast_rnnt" if backend_available("fast_rnnt") else "builtin"
     assert get_rnnt_backend() == want
@@ -36,6 +37,37 @@ def test_auto_resolves_and_flag_parses():
     assert parser.parse_args(["--rnnt-backend", "fast_rnnt"]).rnnt_backend == "fast_rnnt"
     with pytest.raises(SystemExit):
         parser.parse_args(["--rnnt-backend", "cuda"])
+
+
+def test_environment_variable_chooses_and_the_flag_wins(monkeypatch):
+    """GMOT_RNNT_BACKEND picks the backend when code has not chosen; the --rnnt-backend flag's
+    default is the variable, so an explicit flag wins and an absent flag keeps it."""
+    monkeypatch.setenv(backend_mod.ENV_VAR, "builtin")
+    set_rnnt_backend(None)
+    try:
+        assert get_rnnt_backend() == "builtin"
+        parser = add_rnnt_backend_argument(argparse.ArgumentParser())
+        assert parser.parse_args([]).rnnt_backend == "builtin"
+        assert parser.parse_args(["--rnnt-backend", "auto"]).rnnt_backend == "auto"
+        set_rnnt_backend("auto")  # code (the flag) wins over the environment
+        want = EXTERNAL[0] if EXTERNAL else "builtin"
+        assert get_rnnt_backend() == want
+        set_rnnt_backend(None)
+        assert get_rnnt_backend() == "builtin"
+        monkeypatch.setenv(backend_mod.ENV_VAR, "cuda")
+        with pytest.raises(ValueError, match="GMOT_RNNT_BACKEND"):
+            get_rnnt_backend()
+        with pytest.raises(ValueError, match="GMOT_RNNT_BACKEND"):
+            add_rnnt_backend_argument(argparse.ArgumentParser())
+        missing = [n for n in ("k2", "fast_rnnt") if n not in EXTERNAL]
+        if missing:
+            monkeypatch.setenv(backend_mod.ENV_VAR, missing[0])
+            with pytest.raises(ImportError, match=missing[0]):
+                get_rnnt_backend()
+        monkeypatch.setenv(backend_mod.ENV_VAR, "")
+        assert get_rnnt_backend() == (EXTERNAL[0] if EXTERNAL else "builtin")
+    finally:
+        set_rnnt_backend(None)
 
 
 def test_set_backend_errors():

@@ -197,7 +197,7 @@ def test_bad_inputs(builtin_backend):
     with pytest.raises(ValueError, match="symbols"):
         rnnt_loss(logits, bad, 0)
     with pytest.raises(TypeError, match="symbols"):
-        rnnt_loss(logits, symbols.int(), 0)
+        rnnt_loss(logits, symbols.float(), 0)
     with pytest.raises(TypeError, match="logits"):
         rnnt_loss(logits.half(), symbols, 0)
     with pytest.raises(ValueError, match="logits"):

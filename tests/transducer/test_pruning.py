@@ -96,7 +96,7 @@ def test_s_range_adjustments(builtin_backend):
     assert ranges.shape[2] == (6 - 1) // 3 + 2
     assert get_rnnt_prune_ranges(gx, gy, boundary, 10).shape[2] == S + 1
     with pytest.raises(ValueError, match="s_range"):
-        get_rnnt_prune_ranges(gx, gy, boundary, 1)
+        get_rnnt_prune_ranges(gx, gy, boundary, 0)
     # no symbols at all: a single window [0, 1)
     r0 = get_rnnt_prune_ranges(gx[:, :0], gy[:, :1], torch.tensor([[0, 0, 0, 3]] * 2), 5)
     assert torch.equal(r0, torch.zeros(2, 3, 1, dtype=torch.int64))
