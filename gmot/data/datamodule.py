@@ -8,14 +8,19 @@ Typical use::
     for epoch in ...: train_dl.sampler.set_epoch(epoch); for batch in train_dl: ...
 
 Batches are dicts (see :mod:`gmot.data.dataset`); a batch whose cuts were all unreadable is
-skipped by the loader (reported in the log). ``loader.sampler.state_dict()`` resumes exactly
-when ``--num-workers 0``; with workers the sampler runs ahead by the prefetched batches
-(lhotse semantics), so a resume may skip up to ``num_workers * prefetch_factor`` batches.
+skipped by the loader (reported in the log).
+
+Resuming: ``loader.sampler.state_dict()`` is the state of the sampler in the main process, which
+with ``--num-workers N > 0`` runs ahead of training by the batches the DataLoader has prefetched
+(up to ``N * prefetch_factor``). :meth:`ResumableLoader.consumed_sampler_state` is the state as of
+the last batch the loader has handed out (whatever the number of workers): restoring it resumes
+with exactly the next batch.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 from pathlib import Path
 
@@ -28,13 +33,81 @@ from gmot.data.manifests import cuts_path
 from gmot.data.tokens import TokenTable
 
 
-class _SkipNone(torch.utils.data.DataLoader):
-    """DataLoader that drops ``None`` batches (all cuts unreadable)."""
+class _TrackedSampler:
+    """Iterates a sampler for a :class:`ResumableLoader` and records the sampler's state after
+    each batch it draws (the DataLoader draws indices in the main process, ahead of training)."""
+
+    def __init__(self, sampler, loader: ResumableLoader) -> None:
+        self.sampler = sampler
+        self.loader = loader
 
     def __iter__(self):
-        for b in super().__iter__():
+        loader = self.loader
+        loader._drawn = 0
+        loader._states = {}
+        for batch in self.sampler:
+            loader._drawn += 1
+            if hasattr(self.sampler, "state_dict"):
+                loader._states[loader._drawn] = copy.deepcopy(self.sampler.state_dict())
+            yield batch
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class ResumableLoader(torch.utils.data.DataLoader):
+    """DataLoader over a lhotse sampler (``batch_size=None``) that drops ``None`` batches (all
+    cuts unreadable) and knows the sampler state as of the batches it has handed out.
+
+    ``consumed`` counts the sampler batches whose result has been handed out (or dropped as
+    ``None``) in the current pass; :meth:`consumed_sampler_state` is the sampler's
+    ``state_dict()`` right after it drew that many batches, i.e. what a resumed loader needs to
+    continue with the next batch, however far the workers have prefetched.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.consumed = 0
+        self._drawn = 0
+        self._states: dict[int, dict] = {}
+        self._start_state: dict | None = None
+
+    @property
+    def _index_sampler(self):
+        # DataLoader iterates this (batch_size=None: the sampler itself) in the main process
+        return _TrackedSampler(self.sampler, self)
+
+    def __iter__(self):
+        if hasattr(self.sampler, "state_dict"):
+            self._start_state = copy.deepcopy(self.sampler.state_dict())
+        self.consumed = 0
+        it = super().__iter__()  # created now: the caller may depend on when (RNG draw)
+        return self._drop_none(it)
+
+    def _drop_none(self, it):
+        for b in it:
+            self.consumed += 1
+            for k in [k for k in self._states if k < self.consumed]:
+                del self._states[k]
             if b is not None:
                 yield b
+
+    def consumed_sampler_state(self) -> dict | None:
+        """The sampler's state right after the last batch handed out (None: no ``state_dict``).
+
+        Before the first batch of a pass this is the sampler's state when the pass began; when no
+        pass has started, its current state.
+        """
+        if not hasattr(self.sampler, "state_dict"):
+            return None
+        if self.consumed == 0:
+            st = self._start_state if self._start_state is not None else self.sampler.state_dict()
+            return copy.deepcopy(st)
+        if self.consumed not in self._states:
+            raise RuntimeError(
+                f"sampler state after batch {self.consumed} of this pass was not recorded"
+            )
+        return copy.deepcopy(self._states[self.consumed])
 
 
 class AsrDataModule:
@@ -89,8 +162,8 @@ class AsrDataModule:
             "--num-workers",
             type=int,
             default=2,
-            help="DataLoader worker processes (fbank is computed in them); sampler resume is "
-            "exact with 0.",
+            help="DataLoader worker processes (fbank is computed in them); a --start-batch "
+            "resume continues exactly after the last trained batch with any number.",
         )
         a(
             "--on-the-fly-feats",
@@ -226,7 +299,7 @@ class AsrDataModule:
             torch.manual_seed(self.args.seed + 1000 * rank + worker_id)
             torch.set_num_threads(1)
 
-        return _SkipNone(
+        return ResumableLoader(
             dataset,
             sampler=sampler,
             batch_size=None,

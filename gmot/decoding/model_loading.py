@@ -110,7 +110,7 @@ def resolve_checkpoints(
         if len(files) < need:
             raise FileNotFoundError(
                 f"--iter {iter_} --avg {avg} needs {need} checkpoint-N.pt files with N <= {iter_} "
-                f"in {exp_dir}; found {len(files)}"
+                f"in {exp_dir}; found {len(files)}. {_describe(exp_dir)}"
             )
         if use_averaged_model:
             return "averaged_model", [files[need - 1], files[0]], suffix + "-use-averaged-model"
@@ -134,10 +134,20 @@ def resolve_checkpoints(
             raise ValueError(f"--epoch {epoch} --avg {avg}: cannot average epochs before 1")
         paths = [exp_dir / f"epoch-{i}.pt" for i in range(epoch - avg + 1, epoch + 1)]
         mode = "average"
-    for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {p}")
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        flags = f"--epoch {epoch} --avg {avg} --use-averaged-model {int(use_averaged_model)}"
+        raise FileNotFoundError(
+            f"checkpoint not found: {', '.join(map(str, missing))} ({flags} reads "
+            f"{', '.join(p.name for p in paths)}). {_describe(exp_dir)}"
+        )
     return mode, paths, suffix
+
+
+def _describe(exp_dir: Path) -> str:
+    from gmot.training.checkpoint import describe_checkpoints
+
+    return describe_checkpoints(exp_dir)
 
 
 def load_model(

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shutil
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from gmot.cli import str2bool
 from gmot.decoding.model_loading import add_model_loading_arguments, load_model
 from gmot.export.onnx_export import export_transducer_onnx
+from gmot.training.checkpoint import atomic_torch_save
 
 
 def get_parser(**defaults) -> argparse.ArgumentParser:
@@ -56,13 +55,9 @@ def get_parser(**defaults) -> argparse.ArgumentParser:
 
 
 def save_pretrained(model: nn.Module, model_config: dict, path: str | Path) -> Path:
-    """Atomically write ``{"model": state_dict, "model_config": model_config}`` to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "model_config": model_config}, tmp)
-    os.replace(tmp, path)
-    return path
+    """Atomically write ``{"model": state_dict, "model_config": model_config}`` to ``path`` (same
+    write and file mode as the training checkpoints)."""
+    return atomic_torch_save({"model": model.state_dict(), "model_config": model_config}, path)
 
 
 def main(argv: list[str] | None = None, **defaults) -> dict[str, Path]:

@@ -5,17 +5,27 @@ A checkpoint is a ``torch.save``-d dict with the keys ``"model"`` (state dict), 
 ``"grad_scaler"``, ``"sampler"`` (state dicts or None), ``"params"`` (a plain dict of training
 counters and flags: ``batch_idx_train``, ``cur_epoch``, ...), ``"model_config"`` (what
 :func:`gmot.models.asr_model.build_model` needs to rebuild the network) and ``"env"``
-(:func:`gmot.env_info`). Extra keys (e.g. RNG states) may be added by the caller via ``extra``.
+(:func:`gmot.env_info`). Extra keys (e.g. RNG states) may be added by the caller via ``extra``;
+training adds ``"run_id"`` (see :func:`new_run_id`), ``"rng"`` and ``"sampler_exact"``.
 
-Files are written to a temporary file in the same directory, flushed and fsync-ed, then renamed
-over the destination, so a kill during the save leaves the previous file intact.
+Files are written to a temporary file ``.<name>.<random>.tmp`` in the same directory, flushed and
+fsync-ed, then renamed over the destination, so a kill during the save leaves the previous file
+intact (and possibly the temporary file, which :func:`remove_stale_temp_files` deletes). Saved
+files get the ordinary permissions of a new file (``0666`` minus the umask, usually ``0644``),
+like any other output.
+
+A run id ties the checkpoints of one training run together: averaging refuses files of
+different runs (:func:`check_same_run`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +59,24 @@ def _state(obj: Any) -> Any:
     return None if obj is None else obj.state_dict()
 
 
+def _new_file_mode() -> int:
+    """The mode ``open(..., "w")`` gives a new file: 0666 minus the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save(obj, path)`` through a temporary file + ``os.replace`` (atomic on POSIX)."""
+    """``torch.save(obj, path)`` through a temporary file + ``os.replace`` (atomic on POSIX).
+
+    The temporary file is ``.<name>.<random>.tmp`` next to ``path``; the result has the mode of
+    an ordinary new file (0666 minus the umask).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _new_file_mode())  # mkstemp makes 0600
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -77,6 +99,101 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def remove_stale_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temporary files (``.<name>.pt.<random>.tmp``) that an interrupted
+    :func:`atomic_torch_save` left in ``directory``; returns the deleted paths."""
+    removed = []
+    for p in sorted(Path(directory).glob(".*.pt.*.tmp")):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def new_run_id() -> str:
+    """A fresh training-run id: ``<YYYYmmdd-HHMMSS>-<8 hex digits>``."""
+    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+def peek_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint with its tensors memory-mapped (cheap: for reading ``params``,
+    ``run_id`` and other small entries).
+
+    Raises:
+      FileNotFoundError, or CheckpointError naming the file when it cannot be read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({path.stat().st_size} bytes): the file is truncated "
+            f"or corrupt ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} is not a gmot checkpoint")
+    return ckpt
+
+
+_RUN_ID_CACHE: dict[tuple[str, int, int], str | None] = {}
+
+
+def checkpoint_run_id(path: str | Path) -> str | None:
+    """The ``run_id`` stored in a checkpoint (None for files without one), cached per
+    (path, size, mtime); see :func:`peek_checkpoint`."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _RUN_ID_CACHE:
+        _RUN_ID_CACHE[key] = peek_checkpoint(path).get("run_id")
+    return _RUN_ID_CACHE[key]
+
+
+def check_same_run(run_ids: Sequence[tuple[str | Path, str | None]]) -> None:
+    """Raise ValueError unless every (path, run id) pair has the same run id (None = a file
+    saved before run ids existed, which only matches other such files)."""
+    if not run_ids:
+        return
+    first_path, first = run_ids[0]
+    for p, rid in run_ids[1:]:
+        if rid != first:
+            raise ValueError(
+                f"{p} belongs to training run {rid or '(no run id)'} but {first_path} to run "
+                f"{first or '(no run id)'}: refusing to combine checkpoints of different runs "
+                "(was a new run started in the same --exp-dir?)"
+            )
+
+
+_CKPT_NAME = re.compile(r"(epoch|checkpoint)-(\d+)\.pt")
+
+
+def list_checkpoints(exp_dir: str | Path) -> dict[str, list[int]]:
+    """``{"epoch": sorted N of epoch-N.pt, "checkpoint": sorted B of checkpoint-B.pt}``."""
+    out: dict[str, list[int]] = {"epoch": [], "checkpoint": []}
+    d = Path(exp_dir)
+    if d.is_dir():
+        for p in d.iterdir():
+            m = _CKPT_NAME.fullmatch(p.name)
+            if m and p.is_file():
+                out[m.group(1)].append(int(m.group(2)))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def describe_checkpoints(exp_dir: str | Path) -> str:
+    """One line naming the epoch-N.pt and checkpoint-B.pt files in ``exp_dir``."""
+    found = list_checkpoints(exp_dir)
+
+    def ranges(ns: list[int]) -> str:
+        return ", ".join(map(str, ns)) if ns else "none"
+
+    return (
+        f"{exp_dir} holds epoch-N.pt for N = {ranges(found['epoch'])} and checkpoint-B.pt for "
+        f"B = {ranges(found['checkpoint'])}"
+    )
+
+
 def save_checkpoint(
     path: str | Path,
     *,
@@ -90,6 +207,7 @@ def save_checkpoint(
     rank: int = 0,
     model_config: dict | None = None,
     extra: dict | None = None,
+    sampler_state: dict | None = None,
 ) -> Path | None:
     """Save a training checkpoint atomically (only on ``rank`` 0; other ranks return None).
 
@@ -101,6 +219,8 @@ def save_checkpoint(
         plain dict.
       model_avg, optimizer, scheduler, grad_scaler, sampler: objects with ``state_dict()``, or None.
       rank: the DDP rank; only rank 0 writes.
+      sampler_state: the sampler state to store instead of ``sampler.state_dict()`` (e.g. the
+        state as of the last trained batch, see ``gmot.data.datamodule.ResumableLoader``).
       extra: more entries to store (e.g. ``{"rng": ...}``).
     Returns:
       The written path (rank 0) or None.
@@ -120,7 +240,7 @@ def save_checkpoint(
         "optimizer": _state(optimizer),
         "scheduler": _state(scheduler),
         "grad_scaler": _state(grad_scaler),
-        "sampler": _state(sampler),
+        "sampler": sampler_state if sampler_state is not None else _state(sampler),
         "params": params_dict,
         "model_config": model_config,
         "env": env_info(),
@@ -172,13 +292,18 @@ def average_checkpoints(paths: Sequence[str | Path], key: str = "model") -> dict
     integer buffers are taken from the last file).
 
     Raises:
-      ValueError: empty ``paths`` or mismatching keys (naming the file).
+      ValueError: empty ``paths``, mismatching keys or files of different training runs (naming
+      the file).
     """
     if not paths:
         raise ValueError("average_checkpoints: paths is empty")
     states = []
+    run_ids = []
     for p in paths:
-        st = load_checkpoint(p)[key]
+        ckpt = load_checkpoint(p)
+        run_ids.append((p, ckpt.get("run_id")))
+        check_same_run(run_ids)
+        st = ckpt[key]
         if st is None:
             raise CheckpointError(f"checkpoint {p} has no '{key}' state")
         if states and set(st) != set(states[0]):
@@ -195,11 +320,12 @@ def average_checkpoints_with_averaged_model(start_path: str | Path, end_path: st
     ``n`` is ``params["batch_idx_train"]`` of each file.
 
     Raises:
-      CheckpointError / ValueError naming the file when a running average or counter is missing
-      or ``n_end <= n_start``.
+      CheckpointError / ValueError naming the file when a running average or counter is missing,
+      ``n_end <= n_start`` or the files belong to different training runs.
     """
     a = load_checkpoint(start_path)
     b = load_checkpoint(end_path)
+    check_same_run([(start_path, a.get("run_id")), (end_path, b.get("run_id"))])
     for p, c in ((start_path, a), (end_path, b)):
         if c.get("model_avg") is None:
             raise CheckpointError(f"checkpoint {p} has no 'model_avg' (running averaged model)")

@@ -248,8 +248,6 @@ def train_one_epoch(
             from gmot.training.model_avg import update_averaged_model
 
             update_averaged_model(model_avg, model, b, params.average_period)
-        if save_fn is not None and params.save_every_n > 0 and b % params.save_every_n == 0:
-            save_fn(Path(params.exp_dir) / f"checkpoint-{b}.pt")
         if b % params.log_interval == 0 and rank == 0:
             lr = scheduler.get_last_lr()[0]
             gs = scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
@@ -292,6 +290,10 @@ def train_one_epoch(
             loss_v = v.norm().get("loss", math.inf)
             if loss_v < params.best_valid_loss:
                 params.best_valid_loss = loss_v
+        # last: the checkpoint holds the state after everything done at batch b (validation
+        # draws from the global RNG), so a resume from it continues exactly
+        if save_fn is not None and params.save_every_n > 0 and b % params.save_every_n == 0:
+            save_fn(Path(params.exp_dir) / f"checkpoint-{b}.pt")
         if params.max_batches > 0 and b >= params.max_batches:
             break
     return tot

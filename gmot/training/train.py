@@ -9,8 +9,15 @@ Several machines: ``torchrun --nnodes ... --nproc-per-node ... zipformer_gmot/tr
 (RANK/WORLD_SIZE/LOCAL_RANK are taken from the environment).
 
 Resume: ``--start-epoch E`` loads ``exp-dir/epoch-(E-1).pt``; ``--start-batch B`` loads
-``exp-dir/checkpoint-B.pt`` and continues inside its epoch where it stopped (model, averaged
-model, optimiser, scheduler, grad scaler, sampler and RNG states).
+``exp-dir/checkpoint-B.pt`` and continues inside its epoch with the batch after B (model,
+averaged model, optimiser, scheduler, grad scaler, sampler and RNG states). The sampler state is
+the one as of batch B even with DataLoader workers (which prefetch ahead); a checkpoint without
+that guarantee (``sampler_exact`` False) is refused for ``--start-batch``.
+
+One run per experiment directory: every checkpoint carries the run id. A new run (no
+``--start-epoch``/``--start-batch``) refuses an ``--exp-dir`` that already holds ``epoch-N.pt`` or
+``checkpoint-B.pt`` files, and a resume refuses one that holds files from after the resume point,
+unless ``--overwrite-exp-dir 1`` (which deletes those files first).
 """
 
 from __future__ import annotations
@@ -30,7 +37,16 @@ import torch
 from torch import nn
 
 from gmot.cli import str2bool
-from gmot.training.checkpoint import load_checkpoint, save_checkpoint
+from gmot.training.checkpoint import (
+    CheckpointError,
+    checkpoint_run_id,
+    list_checkpoints,
+    load_checkpoint,
+    new_run_id,
+    peek_checkpoint,
+    remove_stale_temp_files,
+    save_checkpoint,
+)
 from gmot.training.ddp import cleanup_dist, launched_by_torchrun, setup_dist
 from gmot.training.loop import MetricsTracker, compute_loss, train_one_epoch
 from gmot.training.safeguards import NonFiniteGuard
@@ -240,6 +256,14 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--exp-dir", type=Path, default=Path("zipformer_gmot/exp"), help="Experiment dir."
     )
+    g.add_argument(
+        "--overwrite-exp-dir",
+        type=str2bool,
+        default=False,
+        help="1: delete the epoch-N.pt / checkpoint-B.pt files (and tensorboard/) of an earlier "
+        "run in --exp-dir before a new run, or, when resuming, the files from after the resume "
+        "point. 0: refuse to start when such files exist (one run per experiment directory).",
+    )
     _add_if_new(g, "--lang-dir", type=Path, default=Path("data/lang_char"), help="tokens.txt dir")
     g.add_argument(
         "--train-cuts",
@@ -261,7 +285,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--save-every-n", type=int, default=4000, help="Save checkpoint-B.pt every N batches."
     )
     g.add_argument(
-        "--keep-last-k", type=int, default=30, help="Keep only the newest K checkpoint-B.pt."
+        "--keep-last-k",
+        type=int,
+        default=30,
+        help="Keep only the newest K checkpoint-B.pt of this run (other runs' files are never "
+        "deleted); 0 keeps all.",
     )
     g.add_argument(
         "--average-period",
@@ -540,16 +568,119 @@ def scan_pessimistic_batches(
     logging.info("--scan-oom: pessimistic batches ran without OOM")
 
 
-def _remove_old_checkpoints(exp_dir: Path, keep_last_k: int) -> None:
+def _remove_old_checkpoints(exp_dir: Path, keep_last_k: int, run_id: str | None) -> None:
+    """Delete all but the newest ``keep_last_k`` checkpoint-B.pt files of run ``run_id``; files
+    of other runs (or unreadable ones) are left alone."""
     if keep_last_k <= 0:
         return
-    found = []
-    for p in Path(exp_dir).glob("checkpoint-*.pt"):
-        stem = p.stem.split("-", 1)[1]
-        if stem.isdigit():
-            found.append((int(stem), p))
-    for _, p in sorted(found, reverse=True)[keep_last_k:]:
+    mine = []
+    for b in list_checkpoints(exp_dir)["checkpoint"]:
+        p = Path(exp_dir) / f"checkpoint-{b}.pt"
+        try:
+            if checkpoint_run_id(p) == run_id:
+                mine.append((b, p))
+        except (CheckpointError, OSError) as exc:
+            logging.warning("--keep-last-k: leaving %s alone (%s)", p, exc)
+    for _, p in sorted(mine, reverse=True)[keep_last_k:]:
         p.unlink(missing_ok=True)
+
+
+def check_exp_dir(params: Any, delete: bool = True) -> list[Path]:
+    """Enforce one run per experiment directory before training starts.
+
+    A new run (``--start-epoch 1``, ``--start-batch 0``) conflicts with any ``epoch-N.pt`` /
+    ``checkpoint-B.pt`` in ``--exp-dir``; a resume conflicts with the files from after its resume
+    point (``epoch-N.pt`` with N >= the resumed epoch, ``checkpoint-B.pt`` with B > the resumed
+    batch), which it would otherwise overwrite one by one or mix with its own.
+
+    Returns:
+      the conflicting files, deleted (with ``tensorboard/`` for a new run) when
+      ``params.overwrite_exp_dir`` and ``delete`` are set.
+    Raises:
+      FileExistsError naming the files and the ways out.
+    """
+    exp_dir = Path(params.exp_dir)
+    found = list_checkpoints(exp_dir)
+
+    def saved_param(path: Path, key: str) -> int | None:
+        try:
+            return int(peek_checkpoint(path)["params"][key])
+        except (OSError, CheckpointError, KeyError, TypeError, ValueError):
+            return None  # training reports a missing or unreadable resume file itself
+
+    if params.start_batch > 0:
+        resume = exp_dir / f"checkpoint-{params.start_batch}.pt"
+        cur_epoch = saved_param(resume, "cur_epoch")
+        late_epochs = [n for n in found["epoch"] if cur_epoch is not None and n >= cur_epoch]
+        late_ckpts = [b for b in found["checkpoint"] if b > params.start_batch]
+    elif params.start_epoch > 1:
+        resume = exp_dir / f"epoch-{params.start_epoch - 1}.pt"
+        late_epochs = [n for n in found["epoch"] if n >= params.start_epoch]
+        # checkpoint-B.pt from epochs >= start_epoch have B beyond that of epoch-(E-1).pt
+        last = saved_param(resume, "batch_idx_train")
+        late_ckpts = [b for b in found["checkpoint"] if last is not None and b > last]
+    else:
+        resume = None
+        late_epochs, late_ckpts = found["epoch"], found["checkpoint"]
+    files = [exp_dir / f"epoch-{n}.pt" for n in late_epochs] + [
+        exp_dir / f"checkpoint-{b}.pt" for b in late_ckpts
+    ]
+    if not files:
+        return []
+    names = ", ".join(p.name for p in files[:8]) + (", ..." if len(files) > 8 else "")
+    if not params.overwrite_exp_dir:
+        if resume is None:
+            raise FileExistsError(
+                f"--exp-dir {exp_dir} already holds checkpoints of an earlier run ({names}). "
+                "Resume it with --start-epoch E / --start-batch B, pass --overwrite-exp-dir 1 "
+                "to delete them and start afresh, or use another --exp-dir."
+            )
+        raise FileExistsError(
+            f"--exp-dir {exp_dir} holds checkpoints from after the resume point {resume.name} "
+            f"({names}); the resumed "
+            "run would overwrite them one by one and mix with them. Resume from the newest "
+            "one, or pass --overwrite-exp-dir 1 to delete them first."
+        )
+    if delete:
+        for p in files:
+            p.unlink(missing_ok=True)
+        if resume is None and (exp_dir / "tensorboard").is_dir():
+            import shutil
+
+            shutil.rmtree(exp_dir / "tensorboard")
+        logging.warning(
+            "--overwrite-exp-dir 1: deleted %d file(s) in %s: %s", len(files), exp_dir, names
+        )
+    return files
+
+
+def sampler_state_for_resume(train_dl: Any) -> tuple[dict | None, bool]:
+    """(sampler state to store in a checkpoint, whether resuming from it is exact).
+
+    A loader with ``consumed_sampler_state()`` (gmot's data module) knows the state as of the
+    last batch it handed out: exact. Otherwise the sampler's own state is exact only without
+    DataLoader workers, which draw batches from the sampler ahead of training.
+    """
+    if hasattr(train_dl, "consumed_sampler_state"):
+        return train_dl.consumed_sampler_state(), True
+    sampler = getattr(train_dl, "sampler", None)
+    state = sampler.state_dict() if sampler is not None and hasattr(sampler, "state_dict") else None
+    return state, int(getattr(train_dl, "num_workers", 0) or 0) == 0
+
+
+class _RestoreRngAfterIter:
+    """Wraps the training loader for the first epoch of a ``--start-batch`` resume: creates the
+    loader's iterator (a DataLoader draws a base seed from the global RNG), then restores the RNG
+    states saved with the checkpoint, so the rest matches the uninterrupted run."""
+
+    def __init__(self, loader: Any, rng: dict) -> None:
+        self.loader = loader
+        self.rng = rng
+
+    def __iter__(self):
+        it = iter(self.loader)
+        set_rng_state(self.rng)
+        return it
 
 
 # ------------------------------------------------------------------ main
@@ -568,6 +699,28 @@ def run(
         _run(rank, world_size, params, data_factory or default_data_factory)
     finally:
         cleanup_dist()
+
+
+def check_exact_sampler_state(ckpt: dict, path: Path) -> None:
+    """Refuse a mid-epoch resume from a checkpoint whose sampler state is ahead of training.
+
+    Checkpoints record ``sampler_exact``; older ones without it are exact only if they were saved
+    with ``--num-workers 0``.
+    """
+    exact = ckpt.get("sampler_exact")
+    if exact is None:
+        exact = int((ckpt.get("params") or {}).get("num_workers", 0) or 0) == 0
+    if not exact:
+        ep = (ckpt.get("params") or {}).get("cur_epoch")
+        raise RuntimeError(
+            f"{path}: its sampler state was saved ahead of training (DataLoader workers had "
+            "prefetched batches), so --start-batch would silently skip the prefetched batches. "
+            + (
+                f"Resume from the end of the previous epoch with --start-epoch {ep} instead."
+                if ep
+                else "Resume with --start-epoch instead."
+            )
+        )
 
 
 def _device(params: Any, rank: int) -> torch.device:
@@ -595,12 +748,28 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
     logging.info("environment:\n%s", format_env_info())
     if rank == 0:
         (params.exp_dir / "env.txt").write_text(format_env_info() + "\n", encoding="utf-8")
+        for p in remove_stale_temp_files(params.exp_dir):
+            logging.warning("removed %s, left by an interrupted checkpoint save", p)
 
     resume = None
     if params.start_batch > 0:
         resume = load_checkpoint(params.exp_dir / f"checkpoint-{params.start_batch}.pt")
+        check_exact_sampler_state(resume, params.exp_dir / f"checkpoint-{params.start_batch}.pt")
     elif params.start_epoch > 1:
         resume = load_checkpoint(params.exp_dir / f"epoch-{params.start_epoch - 1}.pt")
+    if resume is None:
+        params.run_id = new_run_id()
+        logging.info("new training run %s", params.run_id)
+    else:
+        params.run_id = resume.get("run_id")
+        if params.run_id is None:
+            logging.warning(
+                "the resume checkpoint has no run id (saved by an older gmot): this run's "
+                "files cannot be told apart from other runs' in %s",
+                params.exp_dir,
+            )
+        else:
+            logging.info("resuming training run %s", params.run_id)
 
     if resume is not None:
         model_config = resume["model_config"]
@@ -659,6 +828,7 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
     if params.use_fp16:
         scaler = torch.amp.GradScaler(device.type, init_scale=1.0, enabled=True)
     sampler_state = None
+    resume_rng = None
     if resume is not None:
         if resume.get("optimizer") is not None:
             optimizer.load_state_dict(resume["optimizer"])
@@ -670,6 +840,7 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
             sampler_state = resume.get("sampler")
         if resume.get("rng") is not None and rank == 0:
             set_rng_state(resume["rng"])
+            resume_rng = resume["rng"]
     del resume
 
     train_dl, valid_dl = data_factory(params, sampler_state, world_size, rank)
@@ -692,6 +863,7 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
         return out
 
     def save(path: Path) -> None:
+        state, exact = sampler_state_for_resume(train_dl)
         save_checkpoint(
             path,
             model=model,
@@ -700,14 +872,14 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
             optimizer=optimizer,
             scheduler=scheduler,
             grad_scaler=scaler,
-            sampler=getattr(train_dl, "sampler", None),
+            sampler_state=state,
             rank=rank,
             model_config=model_config,
-            extra={"rng": rng_state()},
+            extra={"rng": rng_state(), "run_id": params.run_id, "sampler_exact": exact},
         )
         if rank == 0:
             logging.info("saved %s", path)
-            _remove_old_checkpoints(params.exp_dir, params.keep_last_k)
+            _remove_old_checkpoints(params.exp_dir, params.keep_last_k, params.run_id)
 
     guard = NonFiniteGuard(params.max_nonfinite_batches)
     env = env_info()
@@ -725,13 +897,16 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
             fix_random_seed(params.seed + epoch - 1 + 1000 * rank)
         if tb is not None:
             tb.add_scalar("train/epoch", epoch, params.batch_idx_train)
+        epoch_dl = train_dl
+        if resuming_mid_epoch and resume_rng is not None:
+            epoch_dl = _RestoreRngAfterIter(train_dl, resume_rng)
         tot = train_one_epoch(
             params,
             ddp_model,
             model_avg,
             optimizer,
             scheduler,
-            train_dl,
+            epoch_dl,
             valid_dl,
             device,
             scaler=scaler,
@@ -768,6 +943,9 @@ def main(
     if defaults:
         parser.set_defaults(**defaults)
     args = parser.parse_args(argv)
+    torchrun_rank = int(os.environ.get("RANK", 0)) if launched_by_torchrun() else 0
+    # before any process group exists: every torchrun process checks, rank 0 deletes
+    check_exp_dir(args, delete=torchrun_rank == 0)
     if launched_by_torchrun():
         run(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), args, data_factory)
     elif args.world_size > 1:
