@@ -8,7 +8,9 @@ Usage (from a recipe folder, e.g. egs/hsk/ASR)::
 Writes, per test set, into ``<exp-dir>/<decoding-method>/``:
 ``recogs-<set>-<setting>-<suffix>.txt``, ``errs-...`` and ``wer-summary-<set>-<suffix>.txt``,
 and logs the CER and the real-time factor (decoding wall time, encoder included, / audio
-duration).
+duration). The files of this setting are deleted before anything is decoded, so a failed run
+leaves none from an earlier one. Cuts shorter than the encoder's minimum input (9 fbank frames,
+0.09 s) are skipped: each is logged, and they are counted and listed in the result files.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from torch import nn
 
 from gmot.data.tokens import TokenTable
 from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
-from gmot.decoding.features import FRAME_SHIFT_S, cut_batches
+from gmot.decoding.features import FRAME_SHIFT_S, cut_batches, describe_short, too_short
 from gmot.decoding.model_loading import add_model_loading_arguments, load_model
 from gmot.decoding.rescoring import rescore_nbest
-from gmot.decoding.scoring import save_results
+from gmot.decoding.scoring import result_paths, save_results
 from gmot.decoding.transducer_search import (
     beam_search,
     fast_beam_search,
@@ -197,32 +199,46 @@ def decode_batch(
     )
 
 
-def decode_dataset(dataloader, model: nn.Module, token_table, params: argparse.Namespace):
+def decode_dataset(
+    dataloader, model: nn.Module, token_table, params: argparse.Namespace
+) -> tuple[list[tuple[str, str, str]], float, float, list[str]]:
     """Decode every batch of ``dataloader`` (data-module batch dicts).
 
+    Utterances shorter than the encoder's minimum input are left out of their batch and logged.
+
     Returns:
-      (results: list of (cut_id, ref text, hyp text), audio seconds, decoding seconds).
+      (results: list of (cut_id, ref text, hyp text), audio seconds decoded, decoding seconds,
+      skipped: one description per cut left out).
     """
     from tqdm import tqdm
 
     device = next(model.parameters()).device
     results = []
+    skipped: list[str] = []
     audio_s = 0.0
     elapsed = 0.0
     for batch in tqdm(dataloader, desc=params.decoding_method, unit="batch"):
-        feats = batch["features"].to(device)
-        lens = batch["feature_lens"].to(device)
+        lens = batch["feature_lens"]
+        short = too_short(lens)
+        for i in short:
+            skipped.append(describe_short(f"cut {batch['cut_ids'][i]}", int(lens[i])))
+            logging.warning("skipping %s", skipped[-1])
+        keep = [i for i in range(len(lens)) if i not in set(short)]
+        if not keep:
+            continue
+        lens = lens[keep]
+        feats = batch["features"][keep, : int(lens.max())].to(device)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        hyps = decode_batch(model, feats, lens, params)
+        hyps = decode_batch(model, feats, lens.to(device), params)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         elapsed += time.perf_counter() - t0
-        audio_s += float(batch["feature_lens"].sum()) * FRAME_SHIFT_S
-        for cut_id, ref, hyp in zip(batch["cut_ids"], batch["texts"], hyps):
-            results.append((cut_id, ref, token_table.decode(hyp)))
-    return results, audio_s, elapsed
+        audio_s += float(lens.sum()) * FRAME_SHIFT_S
+        for i, hyp in zip(keep, hyps):
+            results.append((batch["cut_ids"][i], batch["texts"][i], token_table.decode(hyp)))
+    return results, audio_s, elapsed, skipped
 
 
 def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
@@ -246,18 +262,25 @@ def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
 
     from lhotse import load_manifest_lazy
 
-    cers = {}
     for path in params.test_cuts:
         if not Path(path).is_file():
             raise FileNotFoundError(f"--test-cuts: manifest not found: {path}")
+    # an earlier run's files for this setting must not outlive a failure of this one
+    for path in params.test_cuts:
+        for old in result_paths(out_dir, cut_set_name(path), [setting], suffix):
+            if old.is_file():
+                old.unlink()
+                logging.info("removed the earlier %s", old)
+    cers = {}
+    for path in params.test_cuts:
         name = cut_set_name(path)
         cuts = load_manifest_lazy(path)
         if data_module is not None:
             dl = data_module.test_dataloader(cuts)
         else:
             dl = cut_batches(cuts, params.max_duration)
-        results, audio_s, elapsed = decode_dataset(dl, model, token_table, params)
-        rates = save_results(out_dir, name, {setting: results}, suffix)
+        results, audio_s, elapsed, skipped = decode_dataset(dl, model, token_table, params)
+        rates = save_results(out_dir, name, {setting: results}, suffix, skipped=skipped)
         cers[name] = rates[setting]
         rtf = elapsed / audio_s if audio_s > 0 else float("nan")
         logging.info(
@@ -271,5 +294,13 @@ def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
             rtf,
             device,
         )
+        if skipped:
+            logging.warning(
+                "%s: %d of %d cuts skipped as too short to decode (not in the CER; listed in %s)",
+                name,
+                len(skipped),
+                len(skipped) + len(results),
+                out_dir / f"errs-{name}-{setting}-{suffix}.txt",
+            )
     logging.info("results in %s", out_dir)
     return cers

@@ -15,6 +15,23 @@ import torch
 
 SAMPLING_RATE = 16000
 FRAME_SHIFT_S = 0.01  # seconds per feature frame
+# The Zipformer's Conv2d front end (T' = ((T - 7) // 2 + 1) // 2) needs at least 9 fbank frames
+# (0.09 s); gmot.models.zipformer.encoder rejects shorter inputs.
+MIN_ENCODER_FRAMES = 9
+
+
+def too_short(lens: torch.Tensor, min_frames: int = MIN_ENCODER_FRAMES) -> list[int]:
+    """Indices of the utterances whose feature lengths ``lens`` (B,) (frames at 100 Hz) are below
+    ``min_frames``: too short for the encoder, to be skipped and reported."""
+    return [i for i, n in enumerate(lens.tolist()) if n < min_frames]
+
+
+def describe_short(name: str, frames: int, min_frames: int = MIN_ENCODER_FRAMES) -> str:
+    """``"<name>: 5 frames (0.05 s), below the encoder's minimum of 9 (0.09 s)"``."""
+    return (
+        f"{name}: {frames} frames ({frames * FRAME_SHIFT_S:.2f} s), below the encoder's minimum "
+        f"of {min_frames} ({min_frames * FRAME_SHIFT_S:.2f} s)"
+    )
 
 
 def _fbank():

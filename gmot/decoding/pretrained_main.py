@@ -6,20 +6,23 @@ Usage::
         --tokens data/lang_char/tokens.txt --decoding-method greedy_search a.wav b.flac
 
 Audio of any sampling rate readable by lhotse/soundfile is resampled to 16 kHz, averaged to
-mono, and turned into 80-dim fbank on the fly. Prints ``<file>: <text>`` per input.
+mono, and turned into 80-dim fbank on the fly. Prints ``<file>: <text>`` per input; a file too
+short for the encoder (under 9 fbank frames, 0.09 s) is printed as ``<file>: [skipped: ...]``
+and counted at the end, and the others are decoded as usual.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 from gmot.data.tokens import TokenTable
 from gmot.decoding.decode_main import METHODS, decode_batch
-from gmot.decoding.features import compute_fbank, read_wave
+from gmot.decoding.features import compute_fbank, describe_short, read_wave, too_short
 from gmot.decoding.model_loading import load_model
 
 
@@ -68,21 +71,65 @@ def get_parser(**defaults) -> argparse.ArgumentParser:
     return parser
 
 
-def transcribe(model, token_table, files: list[Path], params: argparse.Namespace) -> list[str]:
-    """Texts for ``files`` (decoded together as one batch)."""
+def transcribe_files(
+    files: Sequence[Path],
+    decode: Callable[[torch.Tensor, torch.Tensor], list[list[int]]],
+    token_table: TokenTable,
+) -> tuple[list[str | None], list[str]]:
+    """Decode audio files together; files too short for the encoder are left out.
+
+    Args:
+      files: audio files.
+      decode: features (B, T, 80) float32 and lens (B,) int64 -> token ids per utterance.
+      token_table: maps token ids to text.
+    Returns:
+      (text per file, None for a skipped file; one description per skipped file).
+    """
     waves = [read_wave(f) for f in files]
     feats, lens = compute_fbank(waves)
+    short = too_short(lens)
+    skipped = [describe_short(str(files[i]), int(lens[i])) for i in short]
+    for line in skipped:
+        logging.warning("skipping %s", line)
+    keep = [i for i in range(len(files)) if i not in set(short)]
+    texts: list[str | None] = [None] * len(files)
+    if keep:
+        kl = lens[keep]
+        hyps = decode(feats[keep, : int(kl.max())], kl)
+        for i, h in zip(keep, hyps):
+            texts[i] = token_table.decode(h)
+    return texts, skipped
+
+
+def print_transcripts(files: Sequence[Path], texts: Sequence[str | None]) -> None:
+    """``<file>: <text>`` per file (``<file>: [skipped: too short]`` for None) and a count."""
+    for f, text in zip(files, texts):
+        print(f"{f}: {text}" if text is not None else f"{f}: [skipped: too short to decode]")
+    n_skipped = sum(t is None for t in texts)
+    if n_skipped:
+        logging.warning(
+            "decoded %d of %d files; %d skipped", len(texts) - n_skipped, len(texts), n_skipped
+        )
+
+
+def transcribe(
+    model, token_table, files: list[Path], params: argparse.Namespace
+) -> list[str | None]:
+    """Texts for ``files`` (decoded together as one batch; None for a file too short)."""
     device = next(model.parameters()).device
-    hyps = decode_batch(model, feats.to(device), lens.to(device), params)
-    return [token_table.decode(h) for h in hyps]
+
+    def decode(feats: torch.Tensor, lens: torch.Tensor) -> list[list[int]]:
+        return decode_batch(model, feats.to(device), lens.to(device), params)
+
+    return transcribe_files(files, decode, token_table)[0]
 
 
-def main(argv: list[str] | None = None, **defaults) -> list[str]:
+def main(argv: list[str] | None = None, **defaults) -> list[str | None]:
+    """Parse ``argv``, transcribe the files, print them; returns the texts (None: skipped)."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
     params = get_parser(**defaults).parse_args(argv)
     token_table = TokenTable.load(params.tokens)
     model, _, _ = load_model(params, torch.device(params.device))
     texts = transcribe(model, token_table, params.sound_files, params)
-    for f, text in zip(params.sound_files, texts):
-        print(f"{f}: {text}")
+    print_transcripts(params.sound_files, texts)
     return texts

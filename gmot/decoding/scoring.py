@@ -193,17 +193,34 @@ def write_error_stats(
     return total
 
 
+def result_paths(
+    out_dir: str | Path, test_set_name: str, settings: Iterable[str], suffix: str
+) -> list[Path]:
+    """The files :func:`save_results` writes for these settings (recogs, errs, wer-summary)."""
+    out_dir = Path(out_dir)
+    paths = []
+    for setting in settings:
+        paths.append(out_dir / f"recogs-{test_set_name}-{setting}-{suffix}.txt")
+        paths.append(out_dir / f"errs-{test_set_name}-{setting}-{suffix}.txt")
+    paths.append(out_dir / f"wer-summary-{test_set_name}-{suffix}.txt")
+    return paths
+
+
 def save_results(
     out_dir: str | Path,
     test_set_name: str,
     results_per_setting: dict[str, list[Result]],
     suffix: str,
     cer: bool = True,
+    skipped: Sequence[str] = (),
 ) -> dict[str, float]:
     """Write recogs/errs files per setting and one wer-summary; return setting -> error rate.
 
     File names: ``recogs-<test_set>-<setting>-<suffix>.txt``, ``errs-...``, and
-    ``wer-summary-<test_set>-<suffix>.txt`` (settings sorted by error rate).
+    ``wer-summary-<test_set>-<suffix>.txt`` (settings sorted by error rate). ``skipped`` names
+    the cuts that were not decoded (e.g. too short), one description each: they are not scored,
+    and are listed at the end of each errs file and counted in a last ``# skipped`` line of the
+    summary.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -215,9 +232,19 @@ def save_results(
             rates[setting] = write_error_stats(
                 f, f"{test_set_name}-{setting}", results, cer
             ).error_rate
+            if skipped:
+                f.write(f"\nSKIPPED: {len(skipped)} cut(s) not decoded and not scored\n")
+                for line in skipped:
+                    f.write(line + "\n")
     summary = out_dir / f"wer-summary-{test_set_name}-{suffix}.txt"
     with summary.open("w", encoding="utf-8") as f:
         f.write(f"settings\t{'CER' if cer else 'WER'}\n")
         for setting, rate in sorted(rates.items(), key=lambda kv: kv[1]):
             f.write(f"{setting}\t{rate:.2f}\n")
+        if skipped:
+            n = len(skipped) + len(next(iter(results_per_setting.values()), []))
+            f.write(
+                f"# skipped {len(skipped)} of {n} cuts (not decoded, not in the "
+                f"{'CER' if cer else 'WER'}; listed in the errs file)\n"
+            )
     return rates
