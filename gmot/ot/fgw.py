@@ -34,15 +34,43 @@ Initial plan: ``a b^T / sqrt(|a| |b|)`` as in POT. Outer stop: ``max_b sum |T_{k
 tol`` (tested every outer iteration when ``tol > 0``; ``tol <= 0`` runs exactly ``max_iter``
 outer iterations without synchronising).
 
-Gradients (``grad=``):
+Value and gradient (``value=``, ``grad=``), which objective is which:
 
-- ``"envelope"`` (default, as POT's ``grad="envelope"``): the plan is computed without autograd
-  and treated as a constant at the optimum; ``value`` is differentiable in ``M``, ``C1``, ``C2``
-  through the closed forms above. For ``solver="pgd"`` at convergence this is the exact gradient
-  of the optimal entropic objective ``min_T FGW(T) + epsilon KL(T | P)`` (envelope theorem); the
-  returned ``value`` itself excludes the entropy term.
-- ``"autodiff"``: unrolled differentiation through all iterations (memory ~ iterations x B n m).
-- ``"detach"``: no gradient.
+- ``value="fgw"`` (default, as ``ot.gromov.entropic_fused_gromov_wasserstein2``): the
+  unregularised ``(1 - alpha) <M, T> + alpha GW(T)`` at the plan.
+- ``value="entropic"`` (as ``ot.solve_gromov(reg=epsilon)``): that plus the entropic term
+  ``epsilon * sum T log(T / P)`` (``P`` = 1 or ``exp(log_prior)``; unbalanced problems also
+  subtract ``epsilon * sum T``, the part of the generalised KL that varies with the plan's mass).
+  This is the objective ``solver="pgd"`` minimises. Always reported as ``FGWResult.entropic_term``.
+- ``grad="envelope"`` (default, as POT's ``grad="envelope"``): the plan is computed without
+  autograd and treated as a constant; the value is differentiable in ``M``, ``C1``, ``C2`` (and
+  ``log_prior``) through the closed forms above. For ``solver="pgd"`` at convergence this is the
+  exact gradient of ``min_T FGW(T) + epsilon KL(T | P)``, i.e. of ``value="entropic"`` (envelope
+  theorem), and *not* of ``value="fgw"``, whose optimal plan moves with the costs. For
+  ``solver="ppa"`` (which tends to the unregularised problem) it pairs with ``value="fgw"``.
+- ``grad="autodiff"``: unrolled differentiation through all iterations (memory ~ iterations x
+  B n m): the exact gradient of whichever value is returned, for the iterations actually run.
+- ``grad="detach"``: no gradient.
+
+Structure matrices (``symmetric=``): ``None`` (default, as POT) checks every problem with POT's
+test ``allclose(C, C^T, rtol=1e-5, atol=1e-10)`` and uses the symmetric gradient only when all
+``C1``, ``C2`` of the batch pass; ``True`` asserts symmetry (checked when ``validate``; an
+asymmetric batch raises ValueError instead of giving a wrong plan); ``False`` always uses the
+general gradient ``(grad(C1, C2) + grad(C1^T, C2^T)) / 2``.
+
+Inner Sinkhorn (``inner_order=``, ``warmstart=``): ``"vu"`` (default) updates ``v`` then ``u``
+as ``ot.sinkhorn`` inside ``ot.gromov.entropic_fused_gromov_wasserstein`` does (row marginals
+exact after each sweep, the stopping test on the column marginals); ``"uv"`` updates ``u`` first
+as ``ot.batch``'s Bregman projection and :func:`gmot.ot.sinkhorn.log_sinkhorn` do. The two agree
+at convergence and differ with truncated inner loops. ``warmstart=True`` starts each PGD inner
+loop from the previous outer iteration's potentials (PPA never needs it: ``log T`` already
+carries them); POT's default (``warmstart=False``) starts from scratch. On POT's
+``test_entropic_gromov`` problem (epsilon 1e-2, 1,000 inner sweeps that do not converge) the
+warm start leaves a marginal error of 5e-5 where a cold start reaches 4e-6: the potentials of the
+previous kernel are a worse start than zero there, because the GW term moves the kernel by many
+nats per outer step at this epsilon. ``warmstart=False, inner_order="vu"`` reproduces POT's
+plans to rounding. :class:`gmot.ot.GMOTLoss` pins ``warmstart=True, inner_order="uv"`` (the
+settings its results were obtained with).
 
 Marginals ``a``, ``b`` are treated as constants (no gradient). Autocast is switched off inside
 (the products would otherwise run in bf16/fp16). Padding (zero weight) contributes
@@ -74,7 +102,8 @@ class FGWResult:
     """Result of :func:`fused_gromov_wasserstein` (all ``(B, ...)`` tensors).
 
     Attributes:
-        value: ``(B,)`` ``alpha * gw + (1 - alpha) * wd`` at the plan (no entropy term).
+        value: ``(B,)`` ``alpha * gw + (1 - alpha) * wd`` at the plan (+ mass penalty), plus
+            ``entropic_term`` when ``value="entropic"``.
         plan: ``(B, n, m)`` coupling (0 at padded rows/columns).
         wd: ``(B,)`` linear part ``<M, T>`` (unweighted).
         gw: ``(B,)`` Gromov-Wasserstein part ``GW(T)`` (unweighted).
@@ -95,6 +124,37 @@ class FGWResult:
     outer_err: float = float("nan")
     mass_penalty: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)
+    entropic_term: torch.Tensor | None = None
+    """``(B,)`` ``epsilon * sum T log(T / P)`` at the plan (see the module docstring); included in
+    ``value`` only for ``value="entropic"`` (and only then differentiable)."""
+    symmetric: bool | None = None
+    """Whether the symmetric GW gradient was used (after detection for ``symmetric=None``)."""
+
+
+def _asymmetric(C: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` True where ``C`` fails POT's symmetry test ``allclose(C, C^T, 1e-5, 1e-10)``."""
+    Ct = C.transpose(1, 2)
+    return ((C - Ct).abs() > 1e-10 + 1e-5 * Ct.abs()).flatten(1).any(1)
+
+
+def entropic_term(
+    T: torch.Tensor,
+    valid: torch.Tensor,
+    epsilon: float,
+    log_prior: torch.Tensor | None = None,
+    balanced: bool = True,
+) -> torch.Tensor:
+    """``epsilon * sum_valid T log(T / P)`` ``(B,)``; ``- epsilon * sum T`` too when unbalanced.
+
+    ``T`` ``(B, n, m)`` plan, ``valid`` ``(B, n, m)`` bool (non-padded entries), ``log_prior``
+    ``(B, n, m)`` ``log P`` (None: ``P = 1``). Balanced: POT's ``reg * sum T log T`` convention.
+    """
+    ent = torch.xlogy(T, T)
+    if log_prior is not None:
+        ent = ent - T * log_prior
+    if not balanced:
+        ent = ent - T
+    return epsilon * torch.where(valid, ent, 0.0).sum((1, 2))
 
 
 def gw_gradient(
@@ -201,9 +261,12 @@ def fused_gromov_wasserstein(
     reg_marginals: float | tuple[float | None, float | None] | None = None,
     log_prior: torch.Tensor | None = None,
     init_plan: torch.Tensor | None = None,
-    symmetric: bool = True,
+    symmetric: bool | None = None,
     grad: str = "envelope",
     validate: bool = True,
+    value: str = "fgw",
+    inner_order: str = "vu",
+    warmstart: bool = False,
 ) -> FGWResult:
     """Batched entropic fused Gromov-Wasserstein (see the module docstring for the method).
 
@@ -230,10 +293,19 @@ def fused_gromov_wasserstein(
         log_prior: ``(B, n, m)`` log reference measure for ``solver="pgd"`` (TOT prior); the
             entropy term becomes ``epsilon KL(T | exp(log_prior))``.
         init_plan: optional ``(B, n, m)`` initial plan (default ``a b^T / sqrt(|a| |b|)``).
-        symmetric: whether ``C1``/``C2`` are symmetric (faster gradient when True).
-        grad: ``"envelope"`` (default), ``"autodiff"`` or ``"detach"``.
-        validate: check weights (finite, >= 0, equal positive masses) and costs (finite at valid
-            entries); needs device synchronisations. Shapes and scalars are always checked.
+        symmetric: ``None`` (default): detect per batch as POT does; ``True``: ``C1``, ``C2`` are
+            symmetric (checked when ``validate``, ValueError if not); ``False``: general case.
+        grad: ``"envelope"`` (default), ``"autodiff"`` or ``"detach"`` (module docstring).
+        validate: check weights (finite, >= 0, equal positive masses), costs (finite at valid
+            entries) and ``symmetric=True``; needs device synchronisations. Shapes and scalars
+            are always checked.
+        value: ``"fgw"`` (default, no entropic term) or ``"entropic"`` (adds
+            ``entropic_term``: the objective of ``solver="pgd"``, whose gradient
+            ``grad="envelope"`` is; not defined for ``solver="ppa"`` with ``alpha > 0``).
+        inner_order: ``"vu"`` (default, as ``ot.sinkhorn``) or ``"uv"`` (as ``ot.batch``):
+            which potential each inner Sinkhorn sweep updates first.
+        warmstart: start each PGD inner Sinkhorn from the previous outer iteration's potentials
+            (default False, as POT).
 
     Returns:
         :class:`FGWResult` with ``value`` ``(B,)`` and ``plan`` ``(B, n, m)``.
@@ -245,6 +317,17 @@ def fused_gromov_wasserstein(
         raise ValueError(f"solver must be 'pgd' or 'ppa', got {solver!r}")
     if grad not in ("envelope", "autodiff", "detach"):
         raise ValueError(f"grad must be 'envelope', 'autodiff' or 'detach', got {grad!r}")
+    if value not in ("fgw", "entropic"):
+        raise ValueError(f"value must be 'fgw' or 'entropic', got {value!r}")
+    if value == "entropic" and solver == "ppa" and alpha > 0:
+        raise ValueError(
+            "value='entropic' is the objective of solver='pgd'; solver='ppa' minimises the "
+            "unregularised FGW (value='fgw')"
+        )
+    if inner_order not in ("vu", "uv"):
+        raise ValueError(f"inner_order must be 'vu' or 'uv', got {inner_order!r}")
+    if symmetric not in (None, True, False):
+        raise ValueError(f"symmetric must be None, True or False, got {symmetric!r}")
     if inner_kernel not in KERNELS:
         raise ValueError(f"inner_kernel must be one of {KERNELS}, got {inner_kernel!r}")
     if M is None:
@@ -276,6 +359,17 @@ def fused_gromov_wasserstein(
     M = torch.where(valid, M, 0.0)
     C1 = torch.where(row[:, :, None] & row[:, None, :], C1, 0.0)
     C2 = torch.where(col[:, :, None] & col[:, None, :], C2, 0.0)
+    if alpha > 0 and (symmetric is None or (symmetric and validate)):
+        with torch.no_grad():
+            asym = (_asymmetric(C1) | _asymmetric(C2)).nonzero().flatten().tolist()
+        if symmetric is None:
+            symmetric = not asym
+        elif asym:
+            raise ValueError(
+                f"symmetric=True but C1 or C2 is not symmetric (POT's allclose(C, C^T) test) for "
+                f"batch entries {asym}; pass symmetric=None (detect) or symmetric=False"
+            )
+    symmetric = bool(symmetric) if alpha > 0 else True
 
     track = grad == "autodiff"
     Ms, C1s, C2s = (M, C1, C2) if track else (M.detach(), C1.detach(), C2.detach())
@@ -283,7 +377,7 @@ def fused_gromov_wasserstein(
         T, n_outer, n_inner, outer_err = _solve(
             Ms, C1s, C2s, a, b, valid, alpha, epsilon, solver, max_iter, tol,
             max_iter_inner, tol_inner, check_every, inner_mode, compile_inner, inner_kernel,
-            log_prior, init_plan, symmetric, fa, fb,
+            log_prior, init_plan, symmetric, fa, fb, inner_order, warmstart,
         )  # fmt: skip
     if not track:
         T = T.detach()
@@ -291,13 +385,22 @@ def fused_gromov_wasserstein(
         M, C1, C2 = M.detach(), C1.detach(), C2.detach()
     wd = (M * T).sum((1, 2))
     gw = gw_value(C1, C2, T) if alpha > 0 else torch.zeros_like(wd)
-    value = (1.0 - alpha) * wd + alpha * gw if alpha > 0 else wd
+    total = (1.0 - alpha) * wd + alpha * gw if alpha > 0 else wd
     penalty = None
     if not balanced:
         penalty = marginal_penalty(T, a, b, rho_a, rho_b)
-        value = value + penalty
+        total = total + penalty
+    lp = None if log_prior is None else torch.where(valid, log_prior.to(dtype), 0.0)
+    with torch.set_grad_enabled(value == "entropic" and torch.is_grad_enabled()):
+        if grad == "detach" and lp is not None:
+            lp = lp.detach()
+        ent = entropic_term(T, valid, epsilon, lp, balanced)
+    if value == "entropic":
+        total = total + ent
+    else:
+        ent = ent.detach()
     return FGWResult(
-        value=value,
+        value=total,
         plan=T,
         wd=wd,
         gw=gw,
@@ -305,7 +408,30 @@ def fused_gromov_wasserstein(
         n_inner=n_inner,
         outer_err=outer_err,
         mass_penalty=penalty,
+        entropic_term=ent,
+        symmetric=symmetric,
     )
+
+
+def _inner_plan(
+    log_K: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    init: tuple[torch.Tensor, torch.Tensor] | None,
+    order: str,
+    fa: float,
+    fb: float,
+    **kw,
+) -> tuple[torch.Tensor, torch.Tensor, int | torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`sinkhorn_plan` with ``u`` first (``order="uv"``) or ``v`` first (``"vu"``: the
+    ``u``-first sweeps on the transposed problem, potentials and plan transposed back)."""
+    if order == "uv":
+        return sinkhorn_plan(log_K, a, b, init=init, fa=fa, fb=fb, **kw)
+    init_t = None if init is None else (init[1], init[0])
+    v, u, it, log_Tt, Tt = sinkhorn_plan(
+        log_K.transpose(1, 2).contiguous(), b, a, init=init_t, fa=fb, fb=fa, **kw
+    )
+    return u, v, it, log_Tt.transpose(1, 2).contiguous(), Tt.transpose(1, 2).contiguous()
 
 
 def _solve(
@@ -331,6 +457,8 @@ def _solve(
     symmetric: bool,
     fa: float,
     fb: float,
+    inner_order: str = "uv",
+    warmstart: bool = True,
 ) -> tuple[torch.Tensor, int, int, float]:
     """Outer loop; returns ``(plan, n_outer, n_inner_total, last_outer_err)``."""
     log_prior_m = None
@@ -341,9 +469,9 @@ def _solve(
         if log_prior_m is not None:
             log_K = log_K + log_prior_m
         log_K = torch.where(valid, log_K, NEG_LARGE)
-        _, _, it, _, T = sinkhorn_plan(
-            log_K, a, b, max_iter=max_iter_inner, tol=tol_inner, check_every=check_every,
-            mode=inner_mode, compile=compile_inner, fa=fa, fb=fb, kernel=inner_kernel,
+        _, _, it, _, T = _inner_plan(
+            log_K, a, b, None, inner_order, fa, fb, max_iter=max_iter_inner, tol=tol_inner,
+            check_every=check_every, mode=inner_mode, compile=compile_inner, kernel=inner_kernel,
         )  # fmt: skip
         return T, 1, int(it), float("nan")
 
@@ -385,20 +513,21 @@ def _solve(
             log_K = log_K - (cfac * alpha / epsilon) * const
         if solver == "ppa":
             log_K = log_K + log_T
-        # PGD: warm start from the previous potentials (the kernel changes smoothly);
-        # PPA: log_T already carries the previous scaling, so zeros are the warm start.
-        u, v, it, log_T, T_new = sinkhorn_plan(
+        # PGD with warmstart: start from the previous potentials; PPA: log_T already carries
+        # the previous scaling, so zeros are the warm start.
+        u, v, it, log_T, T_new = _inner_plan(
             log_K,
             a,
             b,
+            pot if (solver == "pgd" and warmstart) else None,
+            inner_order,
+            fa,
+            fb,
             max_iter=max_iter_inner,
             tol=tol_inner,
             check_every=check_every,
-            init=pot if solver == "pgd" else None,
             mode=inner_mode,
             compile=compile_inner,
-            fa=fa,
-            fb=fb,
             kernel=inner_kernel,
         )
         n_inner += it

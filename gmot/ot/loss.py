@@ -9,7 +9,11 @@ Diagnostics for logging: after every forward the module stores a dict of *detach
 ``loss_module.last_diagnostics`` (also returned as a third output with
 ``forward(..., return_diagnostics=True)``):
 
-- ``"fgw"`` ``(B,)``: the loss itself, ``alpha * gw + (1 - alpha) * wd`` (+ mass penalty);
+- ``"fgw"`` ``(B,)``: the loss itself, ``alpha * gw + (1 - alpha) * wd`` (+ mass penalty;
+  + the entropic term when ``value="entropic"``);
+- ``"entropic_term"`` ``(B,)``: ``epsilon * sum T log(T / P)`` at the plan. With
+  ``solver="pgd"`` and ``grad="envelope"`` the gradient is that of ``fgw + entropic_term`` (the
+  entropic objective the solver minimises), whichever ``value`` is logged as the loss;
 - ``"wd"`` ``(B,)``: the Wasserstein (node) part ``<D_AL, T>`` (unweighted);
 - ``"gw"`` ``(B,)``: the Gromov-Wasserstein (edge) part (unweighted; 0 when ``alpha = 0``);
 - ``"plan_entropy"`` ``(B,)``: ``-sum T log T`` of the plan (nats; ``log(La Lt)`` is uniform);
@@ -67,6 +71,13 @@ class GMOTLoss(nn.Module):
         temporal_weight: weight of the ``"cost"`` form.
         grad: ``"envelope"`` (default: plan constant, gradient through the costs) or
             ``"autodiff"`` (unrolled).
+        value: ``"fgw"`` (default: the loss excludes the entropic term; its envelope gradient
+            is nevertheless that of the entropic objective) or ``"entropic"`` (loss =
+            ``fgw + entropic_term``, the objective whose gradient ``grad="envelope"`` gives; same
+            gradients, different logged value). See :mod:`gmot.ot.fgw`.
+        warmstart, inner_order: inner Sinkhorn start and sweep order (see
+            :func:`gmot.ot.fused_gromov_wasserstein`); defaults ``True`` and ``"uv"`` (the
+            settings this loss has always used; ``fused_gromov_wasserstein`` defaults to POT's).
         check_inputs: check lengths (1..padded length) and finiteness of the valid features,
             raising a ``ValueError`` naming the argument (costs a few device synchronisations).
 
@@ -99,6 +110,9 @@ class GMOTLoss(nn.Module):
         temporal_weight: float = 1.0,
         grad: str = "envelope",
         check_inputs: bool = True,
+        value: str = "fgw",
+        warmstart: bool = True,
+        inner_order: str = "uv",
     ) -> None:
         super().__init__()
         if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
@@ -131,6 +145,9 @@ class GMOTLoss(nn.Module):
         self.temporal_weight = temporal_weight
         self.grad = grad
         self.check_inputs = check_inputs
+        self.value = value
+        self.warmstart = warmstart
+        self.inner_order = inner_order
         self.last_diagnostics: dict = {}
 
     def extra_repr(self) -> str:
@@ -215,6 +232,11 @@ class GMOTLoss(nn.Module):
             log_prior=log_prior,
             grad=self.grad,
             validate=False,
+            # D_A, D_L are symmetric by construction: the symmetric gradient, no check.
+            symmetric=True,
+            value=self.value,
+            warmstart=self.warmstart,
+            inner_order=self.inner_order,
         )
         with torch.no_grad():
             T = res.plan.detach()
@@ -226,6 +248,7 @@ class GMOTLoss(nn.Module):
                 "plan_entropy": ent,
                 "marginal_err": (T.sum(2) - a).abs().sum(1),
                 "mass_penalty": None if res.mass_penalty is None else res.mass_penalty.detach(),
+                "entropic_term": res.entropic_term.detach(),
                 "outer_iters": res.n_outer,
                 "inner_iters": res.n_inner,
             }

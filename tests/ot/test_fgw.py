@@ -77,7 +77,8 @@ def test_gw_matches_pot_entropic_gw():
 
 @pytest.mark.parametrize("alpha", [None, 0.4])
 def test_ppa_matches_pot_batch_solver(alpha):
-    """Same algorithm as ot.batch.solve_gromov_batch at equal iterations (10 x 20, no early stop).
+    """Same algorithm as ot.batch.solve_gromov_batch at equal iterations (10 x 20, no early stop)
+    with ot.batch's inner order (u first: inner_order="uv").
 
     Tolerance: plan and value atol 1e-12 (float64); a non-symmetric C2 uses symmetric=False.
     """
@@ -92,7 +93,7 @@ def test_ppa_matches_pot_batch_solver(alpha):
     )  # fmt: skip
     res = fused_gromov_wasserstein(
         M, C1, C2, alpha=1.0 if alpha is None else alpha, epsilon=0.05, solver="ppa",
-        max_iter=10, tol=0, max_iter_inner=20, tol_inner=0,
+        max_iter=10, tol=0, max_iter_inner=20, tol_inner=0, inner_order="uv",
     )  # fmt: skip
     np.testing.assert_allclose(res.plan.numpy(), ref.plan.numpy(), atol=1e-12)
     np.testing.assert_allclose(res.value.numpy(), ref.value.numpy(), atol=1e-12)
@@ -104,7 +105,7 @@ def test_ppa_matches_pot_batch_solver(alpha):
     )  # fmt: skip
     res = fused_gromov_wasserstein(
         M, C1, C2n, alpha=1.0 if alpha is None else alpha, epsilon=0.05, solver="ppa",
-        max_iter=10, tol=0, max_iter_inner=20, tol_inner=0, symmetric=False,
+        max_iter=10, tol=0, max_iter_inner=20, tol_inner=0, symmetric=False, inner_order="uv",
     )  # fmt: skip
     np.testing.assert_allclose(res.plan.numpy(), ref.plan.numpy(), atol=1e-12)
     np.testing.assert_allclose(res.value.numpy(), ref.value.numpy(), atol=1e-12)
@@ -226,13 +227,16 @@ def test_float32_stability(solver, n, m):
     M = 1 - torch.nn.functional.cosine_similarity(xa[:, :, None], xb[:, None], dim=-1)
     M.requires_grad_(True)
     for eps in (1e-4, 1e-2):
-        res = fused_gromov_wasserstein(
-            M, C1, C2, alpha=0.5, epsilon=eps, solver=solver, max_iter=5, max_iter_inner=30
-        )
-        assert torch.isfinite(res.plan).all() and torch.isfinite(res.value).all()
-        (g,) = torch.autograd.grad(res.value.sum(), M)
-        assert torch.isfinite(g).all()
-        assert float(res.plan.sum(1).sub(1.0 / m).abs().max()) < 1e-4  # exact column marginals
+        for order, dim, size in (("vu", 2, n), ("uv", 1, m)):
+            res = fused_gromov_wasserstein(
+                M, C1, C2, alpha=0.5, epsilon=eps, solver=solver, max_iter=5, max_iter_inner=30,
+                inner_order=order,
+            )  # fmt: skip
+            assert torch.isfinite(res.plan).all() and torch.isfinite(res.value).all()
+            (g,) = torch.autograd.grad(res.value.sum(), M)
+            assert torch.isfinite(g).all()
+            # the marginal updated last is exact: rows for "vu" (v, then u), columns for "uv"
+            assert float(res.plan.sum(dim).sub(1.0 / size).abs().max()) < 1e-4
 
 
 def test_identical_sequences_give_near_zero_gw():

@@ -154,7 +154,8 @@ INTERPRETER_SCRIPT = textwrap.dedent(
     close(out[1][1], out[0][1], 1e-5, "GMOTLoss plan")
     close(out[1][2], out[0][2], 1e-5, "GMOTLoss grad")
 
-    # 4. Degenerate problems stay finite with exact column marginals: tiny epsilon, identical
+    # 4. Degenerate problems stay finite with exact row marginals (the default inner order
+    #    updates v, then u, as POT does): tiny epsilon, identical
     #    sequences, length 1 on either side, La < Lt and La >> Lt (float32).
     for n, m, eps in ((1, 4, 1e-3), (6, 1, 1e-3), (3, 9, 1e-3), (40, 3, 1e-3), (7, 7, 1e-4)):
         x = torch.randn(1, max(n, m), 6, generator=g)
@@ -167,7 +168,7 @@ INTERPRETER_SCRIPT = textwrap.dedent(
         r = fused_gromov_wasserstein(Mx, C1x, C2x, alpha=0.5, epsilon=eps, max_iter=20,
                                      max_iter_inner=200, inner_kernel="triton")
         assert bool(torch.isfinite(r.plan).all()) and bool(torch.isfinite(r.value).all()), (n, m)
-        close(r.plan.sum(1), torch.full((1, m), 1.0 / m), 1e-5, f"column marginal {n}x{m}")
+        close(r.plan.sum(2), torch.full((1, n), 1.0 / n), 1e-5, f"row marginal {n}x{m}")
         if n == m:  # identical sequences: the identity coupling, FGW ~ 0
             close(r.plan[0], torch.eye(n) / n, 1e-3, "identity plan")
     print("TRITON-SINKHORN-INTERPRETER-OK")
