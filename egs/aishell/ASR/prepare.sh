@@ -5,7 +5,8 @@
 # Stages: 0 download or check the local copy | 1 cut manifests | 2 char token table (+BPE) |
 #         3 precomputed fbank (off unless --compute-fbank true) | 4 MUSAN cuts (if --musan-dir
 #         exists) | 5 PLM targets (default --plm-model bert-base-chinese, needs the hub once).
-# Each stage writes a .done marker and is skipped when present (--force true redoes it).
+# Each stage writes a .done marker recording its options and input fingerprints; a rerun
+# skips a stage whose marker matches and stops on a mismatch (--force true redoes it).
 set -eou pipefail
 cd "$(dirname "$0")"
 
