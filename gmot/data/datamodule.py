@@ -91,6 +91,9 @@ class ResumableLoader(torch.utils.data.DataLoader):
                 del self._states[k]
             if b is not None:
                 yield b
+        cut_filter = getattr(self, "cut_filter", None)
+        if cut_filter is not None:  # a complete pass: report what the filter dropped in it
+            cut_filter.end_pass(log_if_same=getattr(self, "report_every_pass", True))
 
     def consumed_sampler_state(self) -> dict | None:
         """The sampler's state right after the last batch handed out (None: no ``state_dict``).
@@ -243,7 +246,8 @@ class AsrDataModule:
         return self._load("test")
 
     def filter_cuts(self, cuts, name: str):
-        """Lazily filter ``cuts`` (durations, empty text, OOV, too short); drops are logged."""
+        """Lazily filter ``cuts`` (durations, empty text, OOV, too short); drops are logged, and
+        the loaders report per pass what was dropped (:meth:`CutFilter.end_pass`)."""
         a = self.args
         f = CutFilter(
             self.tokens,
@@ -361,7 +365,9 @@ class AsrDataModule:
             seed=a.seed,
             sampler=sampler,
         )
-        return self._loader(ds, sampler, a.num_workers)
+        loader = self._loader(ds, sampler, a.num_workers)
+        loader.cut_filter = self.filters["train"]  # reported at the end of every epoch
+        return loader
 
     def valid_dataloader(self, cuts):
         """Unshuffled, unaugmented loader for validation (filtered like training)."""
@@ -369,7 +375,10 @@ class AsrDataModule:
         cuts = self.filter_cuts(cuts, "valid")
         sampler = self._sampler(cuts, shuffle=False, drop_last=False, bucketing=a.bucketing_sampler)
         ds = AsrDataset(self._require_tokens(), on_the_fly_feats=a.on_the_fly_feats, seed=a.seed)
-        return self._loader(ds, sampler, min(a.num_workers, 2))
+        loader = self._loader(ds, sampler, min(a.num_workers, 2))
+        loader.cut_filter = self.filters["valid"]
+        loader.report_every_pass = False  # the same dev set every time: report changes only
+        return loader
 
     def test_dataloader(self, cuts):
         """Unshuffled loader over all cuts (no duration filter: every test utterance is scored;

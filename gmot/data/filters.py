@@ -3,6 +3,9 @@ utterances too short for their token sequence after the encoder's 4x subsampling
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
+
 from gmot.data.manifests import DropReport
 from gmot.data.tokens import TokenTable
 
@@ -25,7 +28,12 @@ class CutFilter:
     Durations are read from ``cut.duration`` (never ``num_frames``, so it works without
     precomputed features). ``oov``: ``"skip"`` drops cuts with characters missing from the token
     table, ``"unk"`` keeps them (mapped to ``<unk>`` later). The first ``max_examples`` drops per
-    reason are logged immediately; :meth:`report` logs the counts.
+    reason are logged immediately; :meth:`report` logs the counts since the filter was made.
+
+    Per pass over the cuts (an epoch, a validation run) it also counts the cuts and seconds of
+    audio seen and dropped per reason; :meth:`end_pass` logs that summary (counts, a few
+    examples, the fraction of cuts and audio dropped), as an error when more than
+    ``warn_fraction`` of the cuts or of the audio was dropped, and starts the next pass.
     """
 
     def __init__(
@@ -36,6 +44,7 @@ class CutFilter:
         oov: str = "skip",
         what: str = "cuts",
         max_examples: int = 5,
+        warn_fraction: float = 0.1,
     ) -> None:
         if min_duration < 0 or max_duration <= min_duration:
             raise ValueError(
@@ -48,6 +57,18 @@ class CutFilter:
         self.max_duration = max_duration
         self.oov = oov
         self.drops = DropReport(what, max_examples)
+        self.what = what
+        self.max_examples = max_examples
+        self.warn_fraction = warn_fraction
+        self.reset_pass()
+
+    def reset_pass(self) -> None:
+        """Forget the counts of the current pass (e.g. after a scan that iterated the cuts)."""
+        self.seen = 0
+        self.seen_s = 0.0
+        self.pass_counts: dict[str, int] = defaultdict(int)
+        self.pass_seconds: dict[str, float] = defaultdict(float)
+        self.pass_examples: dict[str, list[str]] = defaultdict(list)
 
     def reason(self, cut) -> str | None:
         """Why ``cut`` should be dropped, or None to keep it."""
@@ -64,6 +85,8 @@ class CutFilter:
 
     def __call__(self, cut) -> bool:
         r = self.reason(cut)
+        self.seen += 1
+        self.seen_s += cut.duration
         if r is None:
             return True
         extra = ""
@@ -72,8 +95,54 @@ class CutFilter:
         elif r.startswith("too short") or r.startswith("duration"):
             extra = f" ({cut.duration:.2f} s, {len(cut_text(cut))} chars)"
         self.drops.add(r, f"{cut.id}{extra}")
+        self.pass_counts[r] += 1
+        self.pass_seconds[r] += cut.duration
+        if len(self.pass_examples[r]) < 3:
+            self.pass_examples[r].append(cut.id)
         return False
 
     def report(self) -> str:
         self.drops.log()
         return self.drops.summary()
+
+    def pass_summary(self) -> tuple[str, bool]:
+        """(summary of the current pass, whether it crosses ``warn_fraction``)."""
+        n = sum(self.pass_counts.values())
+        secs = sum(self.pass_seconds.values())
+        if self.seen == 0:
+            return f"{self.what}: no cuts seen", False
+        fc, fs = n / self.seen, secs / max(self.seen_s, 1e-9)
+        head = (
+            f"{self.what}: dropped {n} of {self.seen} cuts ({100 * fc:.1f}%), {secs:.1f} of "
+            f"{self.seen_s:.1f} s of audio ({100 * fs:.1f}%)"
+        )
+        parts = [
+            f"{reason}: {k} cuts, {self.pass_seconds[reason]:.1f} s "
+            f"(e.g. {', '.join(self.pass_examples[reason])})"
+            for reason, k in sorted(self.pass_counts.items(), key=lambda kv: -kv[1])
+        ]
+        return head + (" -- " + "; ".join(parts) if parts else ""), max(fc, fs) > self.warn_fraction
+
+    def end_pass(self, log_if_same: bool = True) -> str:
+        """Log the summary of the pass that just ended and start a new one.
+
+        Args:
+          log_if_same: False: log only when the summary differs from the last one logged (a
+            validation set filtered the same way every time is reported once).
+        Returns:
+          the summary.
+        """
+        text, alarming = self.pass_summary()
+        if log_if_same or text != getattr(self, "_last_logged", None):
+            if alarming:
+                logging.error(
+                    "%s. More than %.0f%% of the cuts or audio dropped: check tokens.txt "
+                    "(--lang-dir), --oov and --min/--max-utt-duration.",
+                    text,
+                    100 * self.warn_fraction,
+                )
+            else:
+                logging.info(text)
+            self._last_logged = text
+        self.reset_pass()
+        return text

@@ -548,6 +548,8 @@ def scan_pessimistic_batches(
     state = sampler.state_dict()
     batches, _ = find_pessimistic_batches(sampler)
     sampler.load_state_dict(state)  # the scan iterated the sampler: put it back
+    if getattr(train_dl, "cut_filter", None) is not None:
+        train_dl.cut_filter.reset_pass()  # and its filter, whose epoch report would double
     for crit, cuts in batches.items():
         batch = ds[cuts]
         if batch is None:
