@@ -22,7 +22,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gmot.checkpoint import (
+    average_checkpoints,
+    average_checkpoints_with_averaged_model,
+    describe_checkpoints,
+    load_checkpoint,
+)
 from gmot.cli import str2bool
+from gmot.models.asr_model import build_model
 
 
 def add_model_loading_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,27 +62,6 @@ def add_model_loading_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Load this single checkpoint file (e.g. exp/pretrained.pt) instead of "
         "--epoch/--iter/--avg.",
-    )
-
-
-def _training_api():
-    try:
-        from gmot.models.asr_model import build_model
-        from gmot.training.checkpoint import (
-            average_checkpoints,
-            average_checkpoints_with_averaged_model,
-            load_checkpoint,
-        )
-    except ImportError as exc:
-        raise RuntimeError(
-            "decoding needs gmot.models.asr_model.build_model and gmot.training.checkpoint "
-            f"(not importable: {exc})"
-        ) from exc
-    return (
-        build_model,
-        load_checkpoint,
-        average_checkpoints,
-        average_checkpoints_with_averaged_model,
     )
 
 
@@ -145,9 +131,16 @@ def resolve_checkpoints(
 
 
 def _describe(exp_dir: Path) -> str:
-    from gmot.training.checkpoint import describe_checkpoints
-
     return describe_checkpoints(exp_dir)
+
+
+def _rebuild(config: dict, path: Path) -> nn.Module:
+    """The network of a checkpoint's ``model_config`` (older, partial configs take today's
+    defaults for the missing keys); a config this version cannot read fails naming the file."""
+    try:
+        return build_model(config)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot rebuild the model from its model_config: {exc}") from exc
 
 
 def load_model(
@@ -158,7 +151,6 @@ def load_model(
     Returns:
       (model in eval mode on ``device``, model_config, suffix naming the setting).
     """
-    build_model, load_checkpoint, average_checkpoints, average_with_avg = _training_api()
     if args.checkpoint is not None:
         ckpt = load_checkpoint(args.checkpoint, map_location="cpu")
         mode, paths, suffix = "file", [Path(args.checkpoint)], Path(args.checkpoint).stem
@@ -173,11 +165,11 @@ def load_model(
         elif mode == "average":
             state = average_checkpoints(paths)
         else:
-            state = average_with_avg(paths[0], paths[1])
+            state = average_checkpoints_with_averaged_model(paths[0], paths[1])
     if "model_config" not in ckpt:
         raise KeyError(f"checkpoint {paths[-1]} has no 'model_config'; cannot rebuild the model")
-    config = ckpt["model_config"]
-    model = build_model(config)
+    model = _rebuild(ckpt["model_config"], paths[-1])
+    config = model.model_config
     model.load_state_dict(state)
     logging.info("loaded model (%s) from %s", mode, ", ".join(map(str, paths)))
     return model.to(device).eval(), config, suffix
@@ -196,12 +188,10 @@ def load_checkpoint_model(
       (model in eval mode on ``device``, model_config, the state key loaded: "model" or
       "model_avg").
     """
-    build_model, load_checkpoint, _, _ = _training_api()
     ckpt = load_checkpoint(path, map_location="cpu")
     if "model_config" not in ckpt:
         raise KeyError(f"checkpoint {path} has no 'model_config'; cannot rebuild the model")
-    config = ckpt["model_config"]
     key = "model_avg" if use_average and ckpt.get("model_avg") is not None else "model"
-    model = build_model(config)
+    model = _rebuild(ckpt["model_config"], Path(path))
     model.load_state_dict(ckpt[key])
-    return model.to(device).eval(), config, key
+    return model.to(device).eval(), model.model_config, key

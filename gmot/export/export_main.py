@@ -19,10 +19,10 @@ from pathlib import Path
 
 from torch import nn
 
+from gmot.checkpoint import atomic_torch_save
 from gmot.cli import str2bool
 from gmot.decoding.model_loading import add_model_loading_arguments, load_model
 from gmot.export.onnx_export import export_transducer_onnx
-from gmot.training.checkpoint import atomic_torch_save
 
 
 def get_parser(**defaults) -> argparse.ArgumentParser:

@@ -1,22 +1,13 @@
 """The ASR model: Zipformer encoder + transducer / CTC / attention-decoder heads + GM-OT bridge.
 
-``build_model(model_config)`` builds an :class:`AsrModel` from a plain dict (stored in every
-checkpoint as ``"model_config"`` so decoding can rebuild the network). Keys (defaults in
-:data:`DEFAULT_MODEL_CONFIG`):
-
-- ``vocab_size`` (required), ``blank_id`` 0, ``sos_eos_id`` 1, ``num_features`` 80;
-- ``encoder``: a Zipformer config name (``"tiny"``, ``"small"``, ``"medium"``, ``"large"``) or a
-  dict for :func:`gmot.models.zipformer.build_encoder`;
-- heads: ``use_transducer`` (stateless ``Decoder`` + ``Joiner`` + simple-loss projections),
-  ``use_ctc``, ``use_attention_decoder``; sizes ``decoder_dim``, ``joiner_dim``,
-  ``context_size``, ``attention_decoder`` (dict of :class:`AttentionDecoder` kwargs);
-- GM-OT bridge: ``gmot_plm_dim`` (0 = no adapter), ``gmot_layer`` (-1 = final encoder output,
-  k >= 0 = output of Zipformer stack k), ``gmot_adapter_hidden`` (0 = a single Linear, else a
-  Linear-ReLU-Linear MLP), ``gmot_loss`` (dict of :class:`gmot.ot.GMOTLoss` kwargs),
-  ``gmot_normalize`` (``"frames"``: the per-utterance OT distance is multiplied by the number of
-  tapped frames so that, like the ASR terms, it is a sum over frames; ``"utterance"``: plain sum
-  over utterances); ``gmot_center_plm`` (subtract the batch mean of the PLM features before the
-  costs, :func:`gmot.ot.center_features`: PLM states are anisotropic, see there).
+``build_model(config)`` builds an :class:`AsrModel` from a :class:`gmot.models.config.ModelConfig`
+or its dict form (stored in every checkpoint as ``"model_config"`` so decoding can rebuild the
+network; older, partial dicts take the defaults for missing keys). The fields, with their flags
+and meaning, are documented on :class:`~gmot.models.config.ModelConfig`: the encoder (a Zipformer
+config name or dict for :func:`gmot.models.zipformer.build_encoder`), the heads (transducer, CTC,
+attention decoder) and the GM-OT bridge (``gmot_plm_dim`` 0 = no adapter, ``gmot_layer`` the
+encoder tap, ``gmot_adapter_hidden``, ``gmot_normalize``, ``gmot_center_plm``, ``gmot_loss`` a
+:class:`gmot.ot.GMOTConfig`).
 
 The forward pass returns unscaled per-term losses, each a sum over the batch, plus an ``info``
 dict; the training loop applies the scales. The PLM is never needed to decode: the adapter is
@@ -25,7 +16,6 @@ only used by the GM-OT term.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
@@ -33,35 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gmot.models.attention_decoder import AttentionDecoder
+from gmot.models.config import ModelConfig
 from gmot.ot.costs import center_features
-
-DEFAULT_MODEL_CONFIG: dict[str, Any] = {
-    "vocab_size": None,
-    "blank_id": 0,
-    "sos_eos_id": 1,
-    "num_features": 80,
-    "encoder": "medium",
-    "use_transducer": True,
-    "use_ctc": False,
-    "use_attention_decoder": False,
-    "decoder_dim": 512,
-    "joiner_dim": 512,
-    "context_size": 1,
-    "attention_decoder": {
-        "attention_dim": 256,
-        "num_heads": 4,
-        "feedforward_dim": 1024,
-        "num_layers": 2,
-        "dropout": 0.1,
-        "label_smoothing": 0.1,
-    },
-    "gmot_plm_dim": 0,
-    "gmot_layer": -1,
-    "gmot_adapter_hidden": 0,
-    "gmot_normalize": "frames",
-    "gmot_center_plm": False,
-    "gmot_loss": {"alpha": 0.5, "epsilon": 0.1},
-}
 
 
 def _build_encoder(spec: Any, num_features: int) -> nn.Module:
@@ -70,28 +33,18 @@ def _build_encoder(spec: Any, num_features: int) -> nn.Module:
     return build_encoder(spec, num_features=num_features)
 
 
+def as_model_config(config: ModelConfig | dict) -> ModelConfig:
+    """A :class:`ModelConfig` from itself or its (possibly partial, older) dict form."""
+    if isinstance(config, ModelConfig):
+        return config
+    if not isinstance(config, dict):
+        raise TypeError(f"model_config must be a ModelConfig or dict; got {type(config).__name__}")
+    return ModelConfig.from_dict(config)
+
+
 def complete_model_config(model_config: dict) -> dict:
-    """``model_config`` merged over :data:`DEFAULT_MODEL_CONFIG` (nested dicts merged too)."""
-    cfg = copy.deepcopy(DEFAULT_MODEL_CONFIG)
-    unknown = set(model_config) - set(cfg)
-    if unknown:
-        raise ValueError(f"model_config has unknown keys {sorted(unknown)}")
-    for k, v in model_config.items():
-        if isinstance(cfg.get(k), dict) and isinstance(v, dict) and k != "encoder":
-            cfg[k] = {**cfg[k], **v}
-        else:
-            cfg[k] = copy.deepcopy(v)
-    if not isinstance(cfg["vocab_size"], int) or cfg["vocab_size"] <= 2:
-        raise ValueError(f"model_config['vocab_size'] must be an int > 2; got {cfg['vocab_size']}")
-    if not (cfg["use_transducer"] or cfg["use_ctc"] or cfg["use_attention_decoder"]):
-        raise ValueError("model_config enables no head (use_transducer/use_ctc/...)")
-    if cfg["use_attention_decoder"] and not (cfg["use_transducer"] or cfg["use_ctc"]):
-        raise ValueError("the attention decoder alone cannot decode; enable transducer or CTC too")
-    if cfg["gmot_normalize"] not in ("frames", "utterance"):
-        raise ValueError(
-            f"gmot_normalize must be 'frames' or 'utterance'; got {cfg['gmot_normalize']!r}"
-        )
-    return cfg
+    """``model_config`` with every key (defaults for the missing ones), as a plain dict."""
+    return as_model_config(model_config).to_dict()
 
 
 def lengths_to_padding_mask(lens: Tensor, max_len: int) -> Tensor:
@@ -102,66 +55,67 @@ def lengths_to_padding_mask(lens: Tensor, max_len: int) -> Tensor:
 class AsrModel(nn.Module):
     """Encoder + heads + GM-OT bridge (see the module docstring for ``model_config``)."""
 
-    def __init__(self, model_config: dict) -> None:
+    def __init__(self, model_config: ModelConfig | dict) -> None:
         super().__init__()
-        cfg = complete_model_config(model_config)
-        self.model_config = cfg
-        V = cfg["vocab_size"]
+        cfg = as_model_config(model_config)
+        self.config = cfg
+        self.model_config = cfg.to_dict()  # the checkpoint form
+        V = cfg.vocab_size
         self.vocab_size = V
-        self.blank_id = cfg["blank_id"]
-        self.sos_eos_id = cfg["sos_eos_id"]
-        self.encoder = _build_encoder(cfg["encoder"], cfg["num_features"])
+        self.blank_id = cfg.blank_id
+        self.sos_eos_id = cfg.sos_eos_id
+        self.encoder = _build_encoder(cfg.encoder, cfg.num_features)
         D = int(self.encoder.output_dim)
         self.encoder_dim = D
 
         self.decoder = self.joiner = self.simple_am_proj = self.simple_lm_proj = None
-        if cfg["use_transducer"]:
+        if cfg.use_transducer:
             from gmot.transducer import Decoder, Joiner
 
-            self.decoder = Decoder(V, cfg["decoder_dim"], self.blank_id, cfg["context_size"])
-            self.joiner = Joiner(D, cfg["decoder_dim"], cfg["joiner_dim"], V)
+            self.decoder = Decoder(V, cfg.decoder_dim, self.blank_id, cfg.context_size)
+            self.joiner = Joiner(D, cfg.decoder_dim, cfg.joiner_dim, V)
             self.simple_am_proj = nn.Linear(D, V)
-            self.simple_lm_proj = nn.Linear(cfg["decoder_dim"], V)
+            self.simple_lm_proj = nn.Linear(cfg.decoder_dim, V)
         self.ctc_output = None
-        if cfg["use_ctc"]:
+        if cfg.use_ctc:
             self.ctc_output = nn.Sequential(nn.Dropout(0.1), nn.Linear(D, V), nn.LogSoftmax(-1))
         self.attention_decoder = None
-        if cfg["use_attention_decoder"]:
+        if cfg.use_attention_decoder:
+            ad = cfg.attention_decoder
             self.attention_decoder = AttentionDecoder(
-                V, D, sos_eos_id=self.sos_eos_id, **cfg["attention_decoder"]
+                V,
+                D,
+                attention_dim=ad.attention_dim,
+                num_heads=ad.num_heads,
+                feedforward_dim=ad.feedforward_dim,
+                num_layers=ad.num_layers,
+                dropout=ad.dropout,
+                sos_eos_id=self.sos_eos_id,
+                label_smoothing=ad.label_smoothing,
             )
 
         self.gmot_adapter = None
         self.gmot_loss = None
-        if cfg["gmot_plm_dim"] > 0:
+        if cfg.gmot_plm_dim > 0:
             from gmot.ot import GMOTLoss
 
-            tap_dim = self._tap_dim(cfg["gmot_layer"])
-            P, H = cfg["gmot_plm_dim"], cfg["gmot_adapter_hidden"]
+            tap_dim = self._tap_dim(cfg.gmot_layer)
+            P, H = cfg.gmot_plm_dim, cfg.gmot_adapter_hidden
             if H > 0:
                 self.gmot_adapter = nn.Sequential(nn.Linear(tap_dim, H), nn.ReLU(), nn.Linear(H, P))
             else:
                 self.gmot_adapter = nn.Linear(tap_dim, P)
-            self.gmot_loss = GMOTLoss(**cfg["gmot_loss"])
+            self.gmot_loss = GMOTLoss(cfg.gmot_loss)
 
     # ------------------------------------------------------------------ encoder
     def _tap_dim(self, layer: int) -> int:
+        """Feature dim of the GM-OT tap: the encoder output (-1) or Zipformer stack ``layer``."""
         if layer < 0:
             return self.encoder_dim
-        dims = getattr(self.encoder, "encoder_dim", None)
-        if isinstance(dims, (list, tuple)):
-            if layer >= len(dims):
-                raise ValueError(f"gmot_layer {layer} >= number of stacks {len(dims)}")
-            return int(dims[layer])
-        was = self.encoder.training
-        self.encoder.eval()
-        with torch.no_grad():
-            x = torch.zeros(1, 100, self.model_config["num_features"])
-            _, _, stacks = self.encoder(x, torch.tensor([100]), return_stack_outputs=True)
-        self.encoder.train(was)
-        if layer >= len(stacks):
-            raise ValueError(f"gmot_layer {layer} >= number of stacks {len(stacks)}")
-        return int(stacks[layer][0].shape[-1])
+        dims = self.encoder.config.encoder_dim
+        if layer >= len(dims):
+            raise ValueError(f"gmot_layer {layer} >= number of stacks {len(dims)}")
+        return int(dims[layer])
 
     def forward_encoder(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
         """x (B, T, F) fbank, x_lens (B,) -> (encoder_out (B, T', D), encoder_out_lens (B,))."""
@@ -249,25 +203,26 @@ class AsrModel(nn.Module):
     ) -> tuple[Tensor, dict]:
         if plm_feats.ndim != 3 or plm_feats.shape[0] != tap.shape[0]:
             raise ValueError(
-                f"plm_feats must be (B={tap.shape[0]}, Lt, {self.model_config['gmot_plm_dim']}); "
+                f"plm_feats must be (B={tap.shape[0]}, Lt, {self.config.gmot_plm_dim}); "
                 f"got {tuple(plm_feats.shape)}"
             )
-        if plm_feats.shape[-1] != self.model_config["gmot_plm_dim"]:
+        if plm_feats.shape[-1] != self.config.gmot_plm_dim:
             raise ValueError(
                 f"plm_feats dim {plm_feats.shape[-1]} != model gmot_plm_dim "
-                f"{self.model_config['gmot_plm_dim']}"
+                f"{self.config.gmot_plm_dim}"
             )
         h = self.gmot_adapter(tap)
         z = plm_feats.float().detach()
-        if self.model_config.get("gmot_center_plm", False):
+        if self.config.gmot_center_plm:
             z = center_features(z, plm_lens)
         with torch.autocast(device_type=tap.device.type, enabled=False):
-            per_utt, plans = self.gmot_loss(h.float(), tap_lens, z, plm_lens)
-        if self.model_config["gmot_normalize"] == "frames":
+            per_utt, plans, diag = self.gmot_loss(
+                h.float(), tap_lens, z, plm_lens, return_diagnostics=True
+            )
+        if self.config.gmot_normalize == "frames":
             loss = (per_utt * tap_lens.to(per_utt.dtype)).sum()
         else:
             loss = per_utt.sum()
-        diag = dict(getattr(self.gmot_loss, "last_diagnostics", {}) or {})
         info = {"gmot_per_utt": per_utt.detach(), "gmot_plan": plans[0].detach()}
         for k in ("wd", "gw", "plan_entropy", "marginal_err"):
             v = diag.get(k)
@@ -314,7 +269,7 @@ class AsrModel(nn.Module):
                 raise ValueError(
                     f"token_ids[{b}] has ids outside [1, {self.vocab_size}) or the blank: {y}"
                 )
-        want_stacks = compute_gmot and self.model_config["gmot_layer"] >= 0
+        want_stacks = compute_gmot and self.config.gmot_layer >= 0
         if want_stacks:
             enc_out, enc_lens, stacks = self.encoder(x, x_lens, return_stack_outputs=True)
         else:
@@ -341,7 +296,7 @@ class AsrModel(nn.Module):
             if plm_feats is None or plm_lens is None:
                 raise ValueError("compute_gmot=True needs plm_feats and plm_lens in the batch")
             if want_stacks:
-                tap, tap_lens = stacks[self.model_config["gmot_layer"]]
+                tap, tap_lens = stacks[self.config.gmot_layer]
             else:
                 tap, tap_lens = enc_out, enc_lens
             out["gmot"], ginfo = self._gmot(tap, tap_lens, plm_feats, plm_lens.to(tap.device))
@@ -351,8 +306,6 @@ class AsrModel(nn.Module):
         return out
 
 
-def build_model(model_config: dict) -> AsrModel:
-    """Build an :class:`AsrModel` from a (partial) config dict (see the module docstring)."""
-    if not isinstance(model_config, dict):
-        raise TypeError(f"model_config must be a dict; got {type(model_config).__name__}")
-    return AsrModel(model_config)
+def build_model(model_config: ModelConfig | dict) -> AsrModel:
+    """Build an :class:`AsrModel` from a :class:`ModelConfig` or its (partial) dict form."""
+    return AsrModel(as_model_config(model_config))

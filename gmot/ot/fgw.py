@@ -94,7 +94,14 @@ from gmot.ot.sinkhorn import (
     unbalanced_exponents,
 )
 
-__all__ = ["FGWResult", "fused_gromov_wasserstein", "gw_gradient", "gw_value"]
+__all__ = [
+    "FGWOptions",
+    "FGWResult",
+    "fused_gromov_wasserstein",
+    "gw_gradient",
+    "gw_value",
+    "solve_fgw",
+]
 
 
 @dataclass
@@ -129,6 +136,83 @@ class FGWResult:
     ``value`` only for ``value="entropic"`` (and only then differentiable)."""
     symmetric: bool | None = None
     """Whether the symmetric GW gradient was used (after detection for ``symmetric=None``)."""
+
+
+@dataclass(frozen=True)
+class FGWOptions:
+    """Settings of one :func:`fused_gromov_wasserstein` solve (everything but the tensors).
+
+    The fields are the keyword arguments of :func:`fused_gromov_wasserstein` with the same
+    defaults (POT's); see there for their meaning. :class:`gmot.ot.GMOTConfig` builds one with
+    :meth:`gmot.ot.GMOTConfig.fgw_options`.
+    """
+
+    alpha: float
+    epsilon: float
+    solver: str = "pgd"
+    max_iter: int = 10
+    tol: float = 1e-5
+    max_iter_inner: int = 50
+    tol_inner: float = 1e-5
+    check_every: int = 10
+    inner_mode: str = "hybrid"
+    compile_inner: bool = False
+    inner_kernel: str = "auto"
+    reg_marginals: float | tuple[float | None, float | None] | None = None
+    symmetric: bool | None = None
+    grad: str = "envelope"
+    validate: bool = True
+    value: str = "fgw"
+    inner_order: str = "vu"
+    warmstart: bool = False
+
+    def check(self) -> None:
+        """Raise ValueError naming the first option out of its range."""
+        alpha, epsilon = self.alpha, self.epsilon
+        if not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+        if not isinstance(epsilon, (int, float)) or not float(epsilon) > 0.0:
+            raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
+        choices = {
+            "solver": ("pgd", "ppa"),
+            "grad": ("envelope", "autodiff", "detach"),
+            "value": ("fgw", "entropic"),
+            "inner_order": ("vu", "uv"),
+            "inner_kernel": KERNELS,
+        }
+        for name, allowed in choices.items():
+            got = getattr(self, name)
+            if got not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {got!r}")
+        if self.value == "entropic" and self.solver == "ppa" and alpha > 0:
+            raise ValueError(
+                "value='entropic' is the objective of solver='pgd'; solver='ppa' minimises the "
+                "unregularised FGW (value='fgw')"
+            )
+        if self.symmetric not in (None, True, False):
+            raise ValueError(f"symmetric must be None, True or False, got {self.symmetric!r}")
+
+
+@dataclass
+class _Problem:
+    """One batch of FGW problems as the outer loop sees them (padding already zeroed).
+
+    ``M`` ``(B, n, m)``, ``C1`` ``(B, n, n)``, ``C2`` ``(B, m, m)``, ``a`` ``(B, n)``, ``b``
+    ``(B, m)``, ``valid`` ``(B, n, m)`` bool, ``log_prior``/``init_plan`` ``(B, n, m)`` or None;
+    ``symmetric`` after detection; ``fa``, ``fb`` the unbalanced Sinkhorn exponents.
+    """
+
+    M: torch.Tensor
+    C1: torch.Tensor
+    C2: torch.Tensor
+    a: torch.Tensor
+    b: torch.Tensor
+    valid: torch.Tensor
+    log_prior: torch.Tensor | None
+    init_plan: torch.Tensor | None
+    symmetric: bool
+    fa: float
+    fb: float
 
 
 def _asymmetric(C: torch.Tensor) -> torch.Tensor:
@@ -203,17 +287,7 @@ def gw_value(C1: torch.Tensor, C2: torch.Tensor, T: torch.Tensor) -> torch.Tenso
     return t1 + t2 - 2.0 * cross
 
 
-def _validate(
-    M: torch.Tensor | None,
-    C1: torch.Tensor,
-    C2: torch.Tensor,
-    alpha: float,
-    epsilon: float,
-) -> tuple[int, int, int]:
-    if not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
-    if not isinstance(epsilon, (int, float)) or not float(epsilon) > 0.0:
-        raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
+def _validate(M: torch.Tensor | None, C1: torch.Tensor, C2: torch.Tensor) -> tuple[int, int, int]:
     if C1.dim() != 3 or C1.shape[1] != C1.shape[2]:
         raise ValueError(f"C1 must have shape (B, n, n), got {tuple(C1.shape)}")
     if C2.dim() != 3 or C2.shape[1] != C2.shape[2]:
@@ -310,26 +384,46 @@ def fused_gromov_wasserstein(
     Returns:
         :class:`FGWResult` with ``value`` ``(B,)`` and ``plan`` ``(B, n, m)``.
     """
-    B, n, m = _validate(M, C1, C2, alpha, epsilon)
-    alpha = float(alpha)
-    epsilon = float(epsilon)
-    if solver not in ("pgd", "ppa"):
-        raise ValueError(f"solver must be 'pgd' or 'ppa', got {solver!r}")
-    if grad not in ("envelope", "autodiff", "detach"):
-        raise ValueError(f"grad must be 'envelope', 'autodiff' or 'detach', got {grad!r}")
-    if value not in ("fgw", "entropic"):
-        raise ValueError(f"value must be 'fgw' or 'entropic', got {value!r}")
-    if value == "entropic" and solver == "ppa" and alpha > 0:
-        raise ValueError(
-            "value='entropic' is the objective of solver='pgd'; solver='ppa' minimises the "
-            "unregularised FGW (value='fgw')"
-        )
-    if inner_order not in ("vu", "uv"):
-        raise ValueError(f"inner_order must be 'vu' or 'uv', got {inner_order!r}")
-    if symmetric not in (None, True, False):
-        raise ValueError(f"symmetric must be None, True or False, got {symmetric!r}")
-    if inner_kernel not in KERNELS:
-        raise ValueError(f"inner_kernel must be one of {KERNELS}, got {inner_kernel!r}")
+    options = FGWOptions(
+        alpha=alpha, epsilon=epsilon, solver=solver, max_iter=max_iter, tol=tol,
+        max_iter_inner=max_iter_inner, tol_inner=tol_inner, check_every=check_every,
+        inner_mode=inner_mode, compile_inner=compile_inner, inner_kernel=inner_kernel,
+        reg_marginals=reg_marginals, symmetric=symmetric, grad=grad, validate=validate,
+        value=value, inner_order=inner_order, warmstart=warmstart,
+    )  # fmt: skip
+    return solve_fgw(M, C1, C2, a, b, options, log_prior=log_prior, init_plan=init_plan)
+
+
+@autocast_off
+def solve_fgw(
+    M: torch.Tensor | None,
+    C1: torch.Tensor,
+    C2: torch.Tensor,
+    a: torch.Tensor | None,
+    b: torch.Tensor | None,
+    options: FGWOptions,
+    *,
+    log_prior: torch.Tensor | None = None,
+    init_plan: torch.Tensor | None = None,
+) -> FGWResult:
+    """:func:`fused_gromov_wasserstein` with its settings in one :class:`FGWOptions`.
+
+    Args:
+        M: ``(B, n, m)`` node cost or ``None`` (pure GW); C1 ``(B, n, n)``, C2 ``(B, m, m)``
+            structure costs; a ``(B, n)``, b ``(B, m)`` weights (``None`` = uniform).
+        options: every scalar setting (see :func:`fused_gromov_wasserstein` for each).
+        log_prior: ``(B, n, m)`` log reference measure (``solver="pgd"`` only) or ``None``.
+        init_plan: ``(B, n, m)`` initial plan or ``None``.
+
+    Returns:
+        :class:`FGWResult`.
+    """
+    options.check()
+    B, n, m = _validate(M, C1, C2)
+    alpha = float(options.alpha)
+    epsilon = float(options.epsilon)
+    solver, grad, value, validate = options.solver, options.grad, options.value, options.validate
+    symmetric = options.symmetric
     if M is None:
         if alpha != 1.0:
             raise ValueError(f"M=None (pure GW) requires alpha=1, got alpha={alpha}")
@@ -346,7 +440,7 @@ def fused_gromov_wasserstein(
     if dtype in (torch.float16, torch.bfloat16):
         dtype = torch.float32
     M, C1, C2 = M.to(dtype), C1.to(dtype), C2.to(dtype)
-    fa, fb, rho_a, rho_b = unbalanced_exponents(reg_marginals, epsilon)
+    fa, fb, rho_a, rho_b = unbalanced_exponents(options.reg_marginals, epsilon)
     balanced = rho_a is None and rho_b is None
     a, b = _check_marginals(a, b, B, n, m, M, values=validate, balanced=balanced)
     row, col = a > 0, b > 0
@@ -374,11 +468,8 @@ def fused_gromov_wasserstein(
     track = grad == "autodiff"
     Ms, C1s, C2s = (M, C1, C2) if track else (M.detach(), C1.detach(), C2.detach())
     with torch.set_grad_enabled(track and torch.is_grad_enabled()):
-        T, n_outer, n_inner, outer_err = _solve(
-            Ms, C1s, C2s, a, b, valid, alpha, epsilon, solver, max_iter, tol,
-            max_iter_inner, tol_inner, check_every, inner_mode, compile_inner, inner_kernel,
-            log_prior, init_plan, symmetric, fa, fb, inner_order, warmstart,
-        )  # fmt: skip
+        problem = _Problem(Ms, C1s, C2s, a, b, valid, log_prior, init_plan, symmetric, fa, fb)
+        T, n_outer, n_inner, outer_err = _solve(problem, options)
     if not track:
         T = T.detach()
     if grad == "detach":
@@ -434,33 +525,25 @@ def _inner_plan(
     return u, v, it, log_Tt.transpose(1, 2).contiguous(), Tt.transpose(1, 2).contiguous()
 
 
-def _solve(
-    M: torch.Tensor,
-    C1: torch.Tensor,
-    C2: torch.Tensor,
-    a: torch.Tensor,
-    b: torch.Tensor,
-    valid: torch.Tensor,
-    alpha: float,
-    epsilon: float,
-    solver: str,
-    max_iter: int,
-    tol: float,
-    max_iter_inner: int,
-    tol_inner: float,
-    check_every: int,
-    inner_mode: str,
-    compile_inner: bool,
-    inner_kernel: str,
-    log_prior: torch.Tensor | None,
-    init_plan: torch.Tensor | None,
-    symmetric: bool,
-    fa: float,
-    fb: float,
-    inner_order: str = "uv",
-    warmstart: bool = True,
-) -> tuple[torch.Tensor, int, int, float]:
-    """Outer loop; returns ``(plan, n_outer, n_inner_total, last_outer_err)``."""
+def _solve(p: _Problem, opts: FGWOptions) -> tuple[torch.Tensor, int, int, float]:
+    """Outer loop; returns ``(plan (B, n, m), n_outer, n_inner_total, last_outer_err)``."""
+    M, C1, C2, a, b, valid = p.M, p.C1, p.C2, p.a, p.b, p.valid
+    alpha, epsilon, symmetric, fa, fb = (
+        float(opts.alpha),
+        float(opts.epsilon),
+        p.symmetric,
+        p.fa,
+        p.fb,
+    )
+    log_prior, init_plan = p.log_prior, p.init_plan
+    inner = {
+        "max_iter": opts.max_iter_inner,
+        "tol": opts.tol_inner,
+        "check_every": opts.check_every,
+        "mode": opts.inner_mode,
+        "compile": opts.compile_inner,
+        "kernel": opts.inner_kernel,
+    }
     log_prior_m = None
     if log_prior is not None:
         log_prior_m = torch.where(valid, log_prior.to(M.dtype), 0.0)
@@ -469,10 +552,7 @@ def _solve(
         if log_prior_m is not None:
             log_K = log_K + log_prior_m
         log_K = torch.where(valid, log_K, NEG_LARGE)
-        _, _, it, _, T = _inner_plan(
-            log_K, a, b, None, inner_order, fa, fb, max_iter=max_iter_inner, tol=tol_inner,
-            check_every=check_every, mode=inner_mode, compile=compile_inner, kernel=inner_kernel,
-        )  # fmt: skip
+        _, _, it, _, T = _inner_plan(log_K, a, b, None, opts.inner_order, fa, fb, **inner)
         return T, 1, int(it), float("nan")
 
     if init_plan is None:
@@ -493,7 +573,7 @@ def _solve(
         base = -((1.0 - alpha) * M + (cfac * alpha) * const) / epsilon
     else:
         base = -((1.0 - alpha) * M) / epsilon
-    if solver == "pgd" and log_prior_m is not None:
+    if opts.solver == "pgd" and log_prior_m is not None:
         base = base + log_prior_m
     base = torch.where(valid, base, NEG_LARGE)
     C2t = C2.transpose(1, 2)
@@ -502,7 +582,7 @@ def _solve(
     n_inner = 0
     err = float("nan")
     n_outer = 0
-    for k in range(max_iter):
+    for k in range(opts.max_iter):
         if symmetric:
             log_K = torch.baddbmm(base, torch.bmm(C1, T), C2t, alpha=4.0 * alpha / epsilon)
         else:
@@ -511,32 +591,19 @@ def _solve(
         if not balanced:
             const = _gw_const(C1, C2, T.sum(2), T.sum(1), symmetric)
             log_K = log_K - (cfac * alpha / epsilon) * const
-        if solver == "ppa":
+        if opts.solver == "ppa":
             log_K = log_K + log_T
         # PGD with warmstart: start from the previous potentials; PPA: log_T already carries
         # the previous scaling, so zeros are the warm start.
-        u, v, it, log_T, T_new = _inner_plan(
-            log_K,
-            a,
-            b,
-            pot if (solver == "pgd" and warmstart) else None,
-            inner_order,
-            fa,
-            fb,
-            max_iter=max_iter_inner,
-            tol=tol_inner,
-            check_every=check_every,
-            mode=inner_mode,
-            compile=compile_inner,
-            kernel=inner_kernel,
-        )
+        init = pot if (opts.solver == "pgd" and opts.warmstart) else None
+        u, v, it, log_T, T_new = _inner_plan(log_K, a, b, init, opts.inner_order, fa, fb, **inner)
         n_inner += it
         pot = (u, v)
         n_outer = k + 1
-        if tol > 0:
+        if opts.tol > 0:
             err = float((T_new - T).abs().sum((1, 2)).max())
             T = T_new
-            if err < tol:
+            if err < opts.tol:
                 break
         else:
             T = T_new

@@ -5,9 +5,11 @@ Builds, per utterance, the node cost ``M = D_AL`` (``1 - cos``), the edge costs 
 valid frames/tokens (zero on padding), optionally the TOT temporal term, and solves the batched
 entropic FGW problem (:func:`gmot.ot.fused_gromov_wasserstein`).
 
-Diagnostics for logging: after every forward the module stores a dict of *detached* values in
-``loss_module.last_diagnostics`` (also returned as a third output with
-``forward(..., return_diagnostics=True)``):
+Settings: one :class:`gmot.ot.GMOTConfig` (``GMOTLoss(config)``); the keyword form
+``GMOTLoss(alpha=..., epsilon=..., max_iter=...)`` builds the same config.
+
+Diagnostics for logging: ``forward(..., return_diagnostics=True)`` returns, as a third output, a
+dict of *detached* values:
 
 - ``"fgw"`` ``(B,)``: the loss itself, ``alpha * gw + (1 - alpha) * wd`` (+ mass penalty;
   + the entropic term when ``value="entropic"``);
@@ -24,11 +26,14 @@ Diagnostics for logging: after every forward the module stores a dict of *detach
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from gmot.ot.config import GMOTConfig
 from gmot.ot.costs import gmot_costs, lengths_to_mask, temporal_cost
-from gmot.ot.fgw import fused_gromov_wasserstein
+from gmot.ot.fgw import solve_fgw
 from gmot.ot.sinkhorn import autocast_off
 
 __all__ = ["GMOTLoss"]
@@ -48,113 +53,56 @@ class GMOTLoss(nn.Module):
     """Graph-matching OT loss (fused Gromov-Wasserstein between frames and tokens).
 
     Args:
-        alpha: GW weight in ``[0, 1]``; ``0`` = plain Wasserstein OT loss of the earlier CAKT work,
-            ``1`` = pure GW (structure only).
-        epsilon: entropic regularisation (> 0) in cost units (costs are ``1 - cos`` in ``[0, 2]``).
-        solver: ``"pgd"`` (entropic FGW) or ``"ppa"`` (proximal point, as ``ot.batch``).
-        max_iter, tol: outer iterations / tolerance; max_iter_inner, tol_inner, check_every:
-            inner Sinkhorn budget, tolerance and test period (see :mod:`gmot.ot.fgw`).
-        inner_mode: ``"hybrid"`` (fast) or ``"log"`` Sinkhorn sweeps (same iterates).
-        compile_inner: fuse the torch path's inner sweeps with ``torch.compile``.
-        inner_kernel: ``"auto"`` (fused Triton Sinkhorn kernel on CUDA where it applies),
-            ``"torch"`` or ``"triton"``; see :func:`gmot.ot.sinkhorn.sinkhorn_plan`.
-        reg_marginals: unbalanced OT (later paper, arXiv 2509.05609): ``None`` = balanced;
-            ``(rho, None)`` relaxes only the frame side with a KL mass penalty ``rho`` so that
-            silence/noise frames need not be matched while every token is; ``rho`` relaxes both.
-            The loss then includes the penalty (diagnostic ``"mass_penalty"``).
-        edge_position_weight: ``w`` in ``[0, 1]``: edge costs become
-            ``(1 - w) (1 - cos) + w |i - i'| / L`` (explicit temporal/sequential relation).
-        temporal_prior: ``None``, ``"kl"`` (TOT Gaussian prior as the entropic reference measure,
-            ``epsilon KL(T | P)``; needs ``solver="pgd"``) or ``"cost"`` (add
-            ``temporal_weight * l^2 / (2 sigma^2)`` to the node cost).
-        temporal_sigma: TOT prior width ``sigma`` (see :func:`gmot.ot.costs.temporal_cost`).
-        temporal_weight: weight of the ``"cost"`` form.
-        grad: ``"envelope"`` (default: plan constant, gradient through the costs) or
-            ``"autodiff"`` (unrolled).
-        value: ``"fgw"`` (default: the loss excludes the entropic term; its envelope gradient
-            is nevertheless that of the entropic objective) or ``"entropic"`` (loss =
-            ``fgw + entropic_term``, the objective whose gradient ``grad="envelope"`` gives; same
-            gradients, different logged value). See :mod:`gmot.ot.fgw`.
-        warmstart, inner_order: inner Sinkhorn start and sweep order (see
-            :func:`gmot.ot.fused_gromov_wasserstein`); defaults ``True`` and ``"uv"`` (the
-            settings this loss has always used; ``fused_gromov_wasserstein`` defaults to POT's).
-        check_inputs: check lengths (1..padded length) and finiteness of the valid features,
-            raising a ``ValueError`` naming the argument (costs a few device synchronisations).
+        config: a :class:`gmot.ot.GMOTConfig` (each field documented there and in
+            ``docs/method.md``). For the keyword form, leave it out (or pass ``alpha`` as the
+            first positional argument, as before) and give the fields as keywords:
+            ``GMOTLoss(alpha=0.5, epsilon=0.1, max_iter=20)``.
+        epsilon, **settings: the other :class:`GMOTConfig` fields (keyword form only).
+
+    Main fields: ``alpha`` GW weight in ``[0, 1]`` (``0`` = plain Wasserstein OT of the earlier
+    CAKT work, ``1`` = pure GW); ``epsilon`` entropic regularisation in cost units (costs are
+    ``1 - cos`` in ``[0, 2]``); ``reg_marginals`` unbalanced OT (``(rho, None)`` relaxes only the
+    frame side so silence need not be matched, and the loss includes the KL mass penalty);
+    ``edge_position_weight``, ``temporal_prior``/``temporal_sigma``/``temporal_weight`` (TOT
+    prior); solver budget ``max_iter``, ``tol``, ``max_iter_inner``, ``tol_inner``; ``grad``,
+    ``value``, ``warmstart``, ``inner_order`` (see :func:`gmot.ot.fused_gromov_wasserstein`).
 
     Forward:
         h ``(B, La, D)`` acoustic features, h_lens ``(B,)``, z ``(B, Lt, D)`` linguistic features,
-        z_lens ``(B,)`` -> ``(loss (B,), plans (B, La, Lt))`` in float32 (float64 if the input is).
+        z_lens ``(B,)`` -> ``(loss (B,), plans (B, La, Lt))`` in float32 (float64 if the input is),
+        plus the diagnostics dict (module docstring) with ``return_diagnostics=True``.
         Gradients reach ``h`` and, when ``z.requires_grad``, ``z`` (pass a detached ``z`` for a
-        frozen PLM). Padded positions receive exactly zero gradient. Diagnostics: see the module
-        docstring (``last_diagnostics``).
+        frozen PLM). Padded positions receive exactly zero gradient.
     """
 
     def __init__(
         self,
-        alpha: float = 0.5,
-        epsilon: float = 0.1,
-        *,
-        solver: str = "pgd",
-        max_iter: int = 10,
-        tol: float = 1e-4,
-        max_iter_inner: int = 50,
-        tol_inner: float = 1e-4,
-        check_every: int = 10,
-        inner_mode: str = "hybrid",
-        compile_inner: bool = False,
-        inner_kernel: str = "auto",
-        reg_marginals: float | tuple[float | None, float | None] | None = None,
-        edge_position_weight: float = 0.0,
-        temporal_prior: str | None = None,
-        temporal_sigma: float = 1.0,
-        temporal_weight: float = 1.0,
-        grad: str = "envelope",
-        check_inputs: bool = True,
-        value: str = "fgw",
-        warmstart: bool = True,
-        inner_order: str = "uv",
+        config: GMOTConfig | float | None = None,
+        epsilon: float | None = None,
+        **settings: Any,
     ) -> None:
         super().__init__()
-        if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
-        if not isinstance(epsilon, (int, float)) or not epsilon > 0.0:
-            raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
-        if temporal_prior not in (None, "kl", "cost"):
-            raise ValueError(f"temporal_prior must be None, 'kl' or 'cost', got {temporal_prior!r}")
-        if temporal_prior == "kl" and solver != "pgd":
-            raise ValueError("temporal_prior='kl' requires solver='pgd'")
-        if not 0.0 <= edge_position_weight <= 1.0:
-            raise ValueError(f"edge_position_weight must be in [0, 1], got {edge_position_weight}")
-        if temporal_sigma <= 0:
-            raise ValueError(f"temporal_sigma must be > 0, got {temporal_sigma}")
-        self.alpha = float(alpha)
-        self.epsilon = float(epsilon)
-        self.solver = solver
-        self.max_iter = max_iter
-        self.tol = tol
-        self.max_iter_inner = max_iter_inner
-        self.tol_inner = tol_inner
-        self.check_every = check_every
-        self.inner_mode = inner_mode
-        self.compile_inner = compile_inner
-        self.inner_kernel = inner_kernel
-        self.reg_marginals = reg_marginals
-        self.edge_position_weight = edge_position_weight
-        self.temporal_prior = temporal_prior
-        self.temporal_sigma = temporal_sigma
-        self.temporal_weight = temporal_weight
-        self.grad = grad
-        self.check_inputs = check_inputs
-        self.value = value
-        self.warmstart = warmstart
-        self.inner_order = inner_order
-        self.last_diagnostics: dict = {}
+        if isinstance(config, GMOTConfig):
+            if epsilon is not None or settings:
+                raise TypeError(
+                    "GMOTLoss(config) takes no further settings; use "
+                    "dataclasses.replace(config, ...) to change one"
+                )
+        else:
+            if config is not None:
+                settings["alpha"] = config  # the old positional form GMOTLoss(alpha, epsilon)
+            if epsilon is not None:
+                settings["epsilon"] = epsilon
+            config = GMOTConfig(**settings)
+        self.config: GMOTConfig = config
+        self._options = config.fgw_options()
 
     def extra_repr(self) -> str:
+        c = self.config
         return (
-            f"alpha={self.alpha}, epsilon={self.epsilon}, solver={self.solver!r}, "
-            f"max_iter={self.max_iter}, max_iter_inner={self.max_iter_inner}, "
-            f"temporal_prior={self.temporal_prior!r}"
+            f"alpha={c.alpha}, epsilon={c.epsilon}, solver={c.solver!r}, "
+            f"max_iter={c.max_iter}, max_iter_inner={c.max_iter_inner}, "
+            f"temporal_prior={c.temporal_prior!r}"
         )
 
     @autocast_off
@@ -185,7 +133,8 @@ class GMOTLoss(nn.Module):
                 raise ValueError(f"{name} must have shape ({B},), got {tuple(lens.shape)}")
         h_mask = lengths_to_mask(h_lens, La)
         z_mask = lengths_to_mask(z_lens, Lt)
-        if self.check_inputs:
+        cfg = self.config
+        if cfg.check_inputs:
             _check_lens("h_lens", h_lens, B, La)
             _check_lens("z_lens", z_lens, B, Lt)
             for name, x, mask in (("h", h, h_mask), ("z", z, z_mask)):
@@ -200,44 +149,19 @@ class GMOTLoss(nn.Module):
         h = torch.where(h_mask[:, :, None], h.to(dtype), 0.0)
         z = torch.where(z_mask[:, :, None], z.to(dtype), 0.0)
 
-        M, C1, C2 = gmot_costs(h, h_lens, z, z_lens, self.edge_position_weight)
+        M, C1, C2 = gmot_costs(h, h_lens, z, z_lens, cfg.edge_position_weight)
         a = h_mask.to(dtype) / h_lens.to(dtype)[:, None]
         b = z_mask.to(dtype) / z_lens.to(dtype)[:, None]
         log_prior = None
-        if self.temporal_prior is not None:
-            t = temporal_cost(h_lens, z_lens, La, Lt, self.temporal_sigma, dtype=dtype)
-            if self.temporal_prior == "kl":
+        if cfg.temporal_prior is not None:
+            t = temporal_cost(h_lens, z_lens, La, Lt, cfg.temporal_sigma, dtype=dtype)
+            if cfg.temporal_prior == "kl":
                 log_prior = -t
             else:
-                M = M + self.temporal_weight * t
+                M = M + cfg.temporal_weight * t
 
-        res = fused_gromov_wasserstein(
-            M,
-            C1,
-            C2,
-            a,
-            b,
-            alpha=self.alpha,
-            epsilon=self.epsilon,
-            solver=self.solver,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            max_iter_inner=self.max_iter_inner,
-            tol_inner=self.tol_inner,
-            check_every=self.check_every,
-            inner_mode=self.inner_mode,
-            compile_inner=self.compile_inner,
-            inner_kernel=self.inner_kernel,
-            reg_marginals=self.reg_marginals,
-            log_prior=log_prior,
-            grad=self.grad,
-            validate=False,
-            # D_A, D_L are symmetric by construction: the symmetric gradient, no check.
-            symmetric=True,
-            value=self.value,
-            warmstart=self.warmstart,
-            inner_order=self.inner_order,
-        )
+        # D_A, D_L are symmetric by construction: the symmetric gradient, no check.
+        res = solve_fgw(M, C1, C2, a, b, self._options, log_prior=log_prior)
         with torch.no_grad():
             T = res.plan.detach()
             ent = -(torch.xlogy(T, T)).sum((1, 2))
@@ -252,7 +176,6 @@ class GMOTLoss(nn.Module):
                 "outer_iters": res.n_outer,
                 "inner_iters": res.n_inner,
             }
-        self.last_diagnostics = diag
         if return_diagnostics:
             return res.value, res.plan, diag
         return res.value, res.plan

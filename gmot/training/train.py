@@ -23,6 +23,7 @@ unless ``--overwrite-exp-dir 1`` (which deletes those files first).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import random
@@ -36,8 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gmot.cli import str2bool
-from gmot.training.checkpoint import (
+from gmot.checkpoint import (
     CheckpointError,
     checkpoint_run_id,
     list_checkpoints,
@@ -47,6 +47,9 @@ from gmot.training.checkpoint import (
     remove_stale_temp_files,
     save_checkpoint,
 )
+from gmot.cli import str2bool
+from gmot.models.config import ModelConfig
+from gmot.settings import add_flags, from_flags
 from gmot.training.ddp import cleanup_dist, launched_by_torchrun, setup_dist
 from gmot.training.loop import MetricsTracker, compute_loss, train_one_epoch
 from gmot.training.safeguards import NonFiniteGuard
@@ -72,44 +75,15 @@ def schedule_batch_count_scale(
     return max_duration * world_size / ref_duration
 
 
+def _is_gmot_field(name: str) -> bool:
+    return name.startswith("gmot_")
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model's flags, generated from :class:`gmot.models.config.ModelConfig` (GM-OT bridge
+    fields excepted: :func:`add_gmot_arguments` adds those)."""
     g = parser.add_argument_group("model")
-    g.add_argument(
-        "--encoder-config",
-        type=str,
-        default="medium",
-        help="Zipformer configuration: tiny, small, medium or large.",
-    )
-    g.add_argument("--decoder-dim", type=int, default=512, help="Stateless decoder embedding dim.")
-    g.add_argument("--joiner-dim", type=int, default=512, help="Joiner hidden dim.")
-    g.add_argument(
-        "--context-size", type=int, default=1, help="Decoder context (1 for characters)."
-    )
-    g.add_argument(
-        "--use-transducer", type=str2bool, default=True, help="Train the pruned RNN-T head."
-    )
-    g.add_argument("--use-ctc", type=str2bool, default=False, help="Train a CTC head.")
-    g.add_argument(
-        "--use-attention-decoder",
-        type=str2bool,
-        default=False,
-        help="Train a transformer attention-decoder head (for n-best rescoring).",
-    )
-    g.add_argument(
-        "--attention-decoder-dim", type=int, default=256, help="Attention decoder model dim."
-    )
-    g.add_argument(
-        "--attention-decoder-num-layers", type=int, default=2, help="Attention decoder layers."
-    )
-    g.add_argument(
-        "--attention-decoder-num-heads", type=int, default=4, help="Attention decoder heads."
-    )
-    g.add_argument(
-        "--attention-decoder-ff-dim", type=int, default=1024, help="Attention decoder FF dim."
-    )
-    g.add_argument(
-        "--label-smoothing", type=float, default=0.1, help="Attention decoder label smoothing."
-    )
+    add_flags(g, ModelConfig, include=lambda name: not _is_gmot_field(name))
 
 
 def add_loss_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,6 +113,9 @@ def add_loss_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_gmot_arguments(parser: argparse.ArgumentParser) -> None:
+    """GM-OT flags: the loss weight and schedule, and (generated from the dataclasses) the
+    bridge's :class:`~gmot.models.config.ModelConfig` fields and every
+    :class:`gmot.ot.GMOTConfig` field."""
     g = parser.add_argument_group("GM-OT knowledge transfer")
     g.add_argument(
         "--gmot-loss-scale",
@@ -146,82 +123,7 @@ def add_gmot_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="Weight of the GM-OT loss (0 = off: no adapter, no OT, no PLM targets needed).",
     )
-    g.add_argument(
-        "--gmot-plm-dim",
-        type=int,
-        default=768,
-        help="Dimension of the PLM token features (batch['plm_feats'] last dim).",
-    )
-    g.add_argument(
-        "--gmot-layer",
-        type=int,
-        default=-1,
-        help="Encoder tap: -1 = final output, k >= 0 = output of Zipformer stack k.",
-    )
-    g.add_argument(
-        "--gmot-adapter-hidden",
-        type=int,
-        default=0,
-        help="0: the adapter is one Linear; > 0: Linear-ReLU-Linear with this hidden size.",
-    )
-    g.add_argument(
-        "--gmot-normalize",
-        type=str,
-        default="frames",
-        choices=["frames", "utterance"],
-        help="frames: OT distance x tapped frames (a per-frame sum like the ASR losses); "
-        "utterance: plain sum over utterances.",
-    )
-    g.add_argument(
-        "--gmot-center-plm",
-        type=str2bool,
-        default=False,
-        help="Subtract the batch mean of the PLM token features before the GM-OT costs "
-        "(PLM states share a large common component, which makes 1 - cos costs nearly "
-        "constant and the plans nearly uniform).",
-    )
-    g.add_argument(
-        "--gmot-alpha", type=float, default=0.5, help="GW weight alpha in [0, 1] (0 = OT only)."
-    )
-    g.add_argument("--gmot-epsilon", type=float, default=0.1, help="Entropic regularisation.")
-    g.add_argument(
-        "--gmot-solver", type=str, default="pgd", choices=["pgd", "ppa"], help="FGW solver."
-    )
-    g.add_argument("--gmot-max-iter", type=int, default=10, help="FGW outer iterations.")
-    g.add_argument("--gmot-tol", type=float, default=1e-4, help="FGW outer tolerance.")
-    g.add_argument("--gmot-max-iter-inner", type=int, default=50, help="Sinkhorn inner iterations.")
-    g.add_argument("--gmot-tol-inner", type=float, default=1e-4, help="Sinkhorn tolerance.")
-    g.add_argument(
-        "--gmot-inner-kernel",
-        type=str,
-        default="auto",
-        choices=["auto", "torch", "triton"],
-        help="Sinkhorn implementation: auto = the fused Triton kernel on CUDA where it applies "
-        "(balanced OT, tile <= 1024 x 32 frames x tokens), else torch; torch; triton (or fail).",
-    )
-    g.add_argument(
-        "--gmot-unbalanced-rho",
-        type=float,
-        default=0.0,
-        help="> 0: unbalanced OT relaxing the frame side with this KL mass penalty.",
-    )
-    g.add_argument(
-        "--gmot-edge-position-weight",
-        type=float,
-        default=0.0,
-        help="Mix |i - i'| / L into the edge (structure) costs with this weight in [0, 1].",
-    )
-    g.add_argument(
-        "--gmot-temporal-prior",
-        type=str,
-        default="none",
-        choices=["none", "kl", "cost"],
-        help="TOT temporal prior: none, kl (prior as reference measure) or cost.",
-    )
-    g.add_argument("--gmot-temporal-sigma", type=float, default=1.0, help="TOT prior width.")
-    g.add_argument(
-        "--gmot-temporal-weight", type=float, default=1.0, help="Weight of the 'cost' prior."
-    )
+    add_flags(g, ModelConfig, include=_is_gmot_field)
     g.add_argument(
         "--gmot-warmup-batches",
         type=int,
@@ -390,48 +292,16 @@ def read_vocab_size(tokens_txt: Path) -> int:
     return max(ids) + 1
 
 
-def model_config_from_args(args: Any, vocab_size: int) -> dict:
-    """The ``model_config`` dict (stored in checkpoints) from the parsed flags."""
-    reg = None if args.gmot_unbalanced_rho <= 0 else (args.gmot_unbalanced_rho, None)
-    return {
-        "vocab_size": vocab_size,
-        "encoder": args.encoder_config,
-        "use_transducer": args.use_transducer,
-        "use_ctc": args.use_ctc,
-        "use_attention_decoder": args.use_attention_decoder,
-        "decoder_dim": args.decoder_dim,
-        "joiner_dim": args.joiner_dim,
-        "context_size": args.context_size,
-        "attention_decoder": {
-            "attention_dim": args.attention_decoder_dim,
-            "num_heads": args.attention_decoder_num_heads,
-            "feedforward_dim": args.attention_decoder_ff_dim,
-            "num_layers": args.attention_decoder_num_layers,
-            "label_smoothing": args.label_smoothing,
-        },
-        "gmot_plm_dim": args.gmot_plm_dim if args.gmot_loss_scale > 0 else 0,
-        "gmot_layer": args.gmot_layer,
-        "gmot_adapter_hidden": args.gmot_adapter_hidden,
-        "gmot_normalize": args.gmot_normalize,
-        "gmot_center_plm": args.gmot_center_plm,
-        "gmot_loss": {
-            "alpha": args.gmot_alpha,
-            "epsilon": args.gmot_epsilon,
-            "solver": args.gmot_solver,
-            "max_iter": args.gmot_max_iter,
-            "tol": args.gmot_tol,
-            "max_iter_inner": args.gmot_max_iter_inner,
-            "tol_inner": args.gmot_tol_inner,
-            "inner_kernel": args.gmot_inner_kernel,
-            "reg_marginals": reg,
-            "edge_position_weight": args.gmot_edge_position_weight,
-            "temporal_prior": None
-            if args.gmot_temporal_prior == "none"
-            else args.gmot_temporal_prior,
-            "temporal_sigma": args.gmot_temporal_sigma,
-            "temporal_weight": args.gmot_temporal_weight,
-        },
-    }
+def model_config_from_args(args: argparse.Namespace, vocab_size: int) -> dict:
+    """The ``model_config`` dict (stored in checkpoints) from the parsed flags.
+
+    Built by :func:`gmot.settings.from_flags` from :class:`ModelConfig`'s own flags; the GM-OT
+    adapter is left out (``gmot_plm_dim`` 0) when ``--gmot-loss-scale`` is 0.
+    """
+    cfg = from_flags(ModelConfig, args, vocab_size=vocab_size)
+    if args.gmot_loss_scale <= 0:
+        cfg = dataclasses.replace(cfg, gmot_plm_dim=0)
+    return cfg.to_dict()
 
 
 # ------------------------------------------------------------------ helpers

@@ -67,6 +67,7 @@ def test_load_model_wiring(tmp_path, monkeypatch):
         calls["cfg"] = cfg
         m = nn.Module()
         m.w = nn.Parameter(torch.zeros(cfg["dim"]))
+        m.model_config = cfg
         return m
 
     def average(paths):
@@ -77,16 +78,10 @@ def test_load_model_wiring(tmp_path, monkeypatch):
         calls["avg_model"] = (start.name, end.name)
         return {"w": torch.full((2,), -1.0)}
 
-    monkeypatch.setattr(
-        ml,
-        "_training_api",
-        lambda: (
-            build_model,
-            lambda p, map_location="cpu": torch.load(p),
-            average,
-            average_with_model,
-        ),
-    )
+    monkeypatch.setattr(ml, "build_model", build_model)
+    monkeypatch.setattr(ml, "load_checkpoint", lambda p, map_location="cpu": torch.load(p))
+    monkeypatch.setattr(ml, "average_checkpoints", average)
+    monkeypatch.setattr(ml, "average_checkpoints_with_averaged_model", average_with_model)
     args = argparse.Namespace(
         checkpoint=None, exp_dir=tmp_path, epoch=3, avg=2, iter=0, use_averaged_model=False
     )
@@ -103,13 +98,14 @@ def test_load_model_wiring(tmp_path, monkeypatch):
 
 
 def test_load_model_with_training_checkpoints(tmp_path, monkeypatch):
-    """Real gmot.training.checkpoint files and averaging (the network builder is stubbed)."""
-    ckpt_mod = pytest.importorskip("gmot.training.checkpoint")
+    """Real gmot.checkpoint files and averaging (the network builder is stubbed)."""
+    from gmot import checkpoint as ckpt_mod
 
     class Net(nn.Module):
         def __init__(self, value=0.0):
             super().__init__()
             self.w = nn.Parameter(torch.full((3,), float(value)))
+            self.model_config = {"kind": "net"}
 
     # epoch e: model weights e; running average over batches 1..10e of a model that was
     # equal to e' during epoch e' -> avg_e = mean over epochs 1..e = (e + 1) / 2
@@ -121,16 +117,7 @@ def test_load_model_with_training_checkpoints(tmp_path, monkeypatch):
             params={"batch_idx_train": 10 * e},
             model_config={"kind": "net"},
         )
-    monkeypatch.setattr(
-        ml,
-        "_training_api",
-        lambda: (
-            lambda cfg: Net(),
-            ckpt_mod.load_checkpoint,
-            ckpt_mod.average_checkpoints,
-            ckpt_mod.average_checkpoints_with_averaged_model,
-        ),
-    )
+    monkeypatch.setattr(ml, "build_model", lambda cfg: Net())
     args = argparse.Namespace(
         checkpoint=None, exp_dir=tmp_path, epoch=4, avg=2, iter=0, use_averaged_model=True
     )
@@ -146,12 +133,13 @@ def test_load_model_with_training_checkpoints(tmp_path, monkeypatch):
 
 def test_load_checkpoint_model_picks_the_averaged_weights(tmp_path, monkeypatch):
     """One training checkpoint: model_avg when present (unless use_average=False), else model."""
-    ckpt_mod = pytest.importorskip("gmot.training.checkpoint")
+    from gmot import checkpoint as ckpt_mod
 
     class Net(nn.Module):
         def __init__(self, value=0.0):
             super().__init__()
             self.w = nn.Parameter(torch.full((2,), float(value)))
+            self.model_config = {"kind": "net"}
 
     ckpt_mod.save_checkpoint(
         tmp_path / "with-avg.pt",
@@ -163,9 +151,7 @@ def test_load_checkpoint_model_picks_the_averaged_weights(tmp_path, monkeypatch)
     ckpt_mod.save_checkpoint(
         tmp_path / "no-avg.pt", model=Net(7), params={}, model_config={"kind": "net"}
     )
-    monkeypatch.setattr(
-        ml, "_training_api", lambda: (lambda cfg: Net(), ckpt_mod.load_checkpoint, None, None)
-    )
+    monkeypatch.setattr(ml, "build_model", lambda cfg: Net())
     model, cfg, key = ml.load_checkpoint_model(tmp_path / "with-avg.pt")
     assert key == "model_avg" and cfg == {"kind": "net"} and not model.training
     assert torch.equal(model.w.detach(), torch.full((2,), 2.5))

@@ -19,8 +19,8 @@ SYMS = ["<blk>", "<sos/eos>", "<unk>"] + list("你好世界我爱北京天气")
 def setup(tmp_path_factory):
     from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
+    from gmot.checkpoint import save_checkpoint
     from gmot.models.asr_model import build_model
-    from gmot.training.checkpoint import save_checkpoint
 
     tmp = tmp_path_factory.mktemp("short")
     lang = tmp / "lang"

@@ -8,7 +8,7 @@ import torch
 
 def test_export_then_pretrained_and_onnx_agree(tmp_path, capsys):
     asr_model = pytest.importorskip("gmot.models.asr_model")
-    ckpt_mod = pytest.importorskip("gmot.training.checkpoint")
+    ckpt_mod = pytest.importorskip("gmot.checkpoint")
     from gmot.data.tokens import TokenTable
     from gmot.decoding import pretrained_main
     from gmot.decoding.features import compute_fbank, read_wave

@@ -158,8 +158,8 @@ def test_config_and_input_errors():
 
 
 def test_checkpoint_round_trip_through_decoding_loader(tmp_path):
+    from gmot.checkpoint import save_checkpoint
     from gmot.decoding.model_loading import load_model
-    from gmot.training.checkpoint import save_checkpoint
 
     m = build_model(cfg(use_ctc=True, use_attention_decoder=True, gmot_plm_dim=8))
     save_checkpoint(tmp_path / "epoch-1.pt", model=m, params={"batch_idx_train": 1})

@@ -72,7 +72,7 @@ def test_nonfinite_loss_on_one_rank_is_skipped_on_all(tmp_path):
     next batch trains."""
     import torch
 
-    from gmot.training.checkpoint import load_checkpoint
+    from gmot.checkpoint import load_checkpoint
 
     port = 20000 + random.Random(os.getpid() + 2).randrange(20000)
     env = dict(os.environ, OMP_NUM_THREADS="1", SYNTHETIC_NAN_AT="1:0:1")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gmot.training.checkpoint import load_checkpoint
+from gmot.checkpoint import load_checkpoint
 
 HERE = Path(__file__).parent
 FLAGS = [

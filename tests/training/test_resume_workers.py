@@ -71,7 +71,7 @@ def test_sigkill_with_workers_then_start_batch_resume_is_exact(tmp_path):
     assert first + _batches(run) == expected
 
     # and the training itself is the same: RNG, sampler, optimiser, averaged model
-    from gmot.training.checkpoint import load_checkpoint
+    from gmot.checkpoint import load_checkpoint
 
     a, b = load_checkpoint(ref / "epoch-2.pt"), load_checkpoint(run / "epoch-2.pt")
     assert a["params"]["batch_idx_train"] == b["params"]["batch_idx_train"]

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from gmot.training.checkpoint import (
+from gmot.checkpoint import (
     average_checkpoints,
     average_checkpoints_with_averaged_model,
     checkpoint_run_id,

@@ -75,7 +75,7 @@ def test_recipe_train_end_to_end(tmp_path):
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from gmot.training.checkpoint import load_checkpoint
+    from gmot.checkpoint import load_checkpoint
 
     ea = EventAccumulator(str(exp / "tensorboard"))
     ea.Reload()

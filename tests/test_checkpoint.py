@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gmot.training import checkpoint as ck
+from gmot import checkpoint as ck
 from gmot.training.model_avg import make_averaged_model, update_averaged_model
 
 
@@ -110,3 +110,10 @@ def test_running_average_and_averaged_model_difference(tmp_path):
     torch.testing.assert_close(st["weight"], expect, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="later"):
         ck.average_checkpoints_with_averaged_model(paths[12], paths[4])
+
+
+def test_old_module_name_is_the_same_module():
+    import gmot.checkpoint
+    import gmot.training.checkpoint
+
+    assert gmot.training.checkpoint is gmot.checkpoint
