@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from gmot.data.filters import cut_text
-from gmot.data.hsk_corpus import hash_str
 from gmot.data.manifests import DropReport
+from gmot.data.seeding import hash_str
 from gmot.data.tokens import TokenTable
 
 LOG_EPS = float(np.log(1e-10))
