@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from gmot.cli import str2bool
+from gmot.cli import add_lang_dir_argument, str2bool
 from gmot.data.dataset import AsrDataset
 from gmot.data.filters import CutFilter
 from gmot.data.manifests import cuts_path
@@ -135,12 +135,7 @@ class AsrDataModule:
             default=Path("data/manifests"),
             help="Directory of <corpus>_cuts_{train,dev,test}.jsonl.gz (prepare.sh stage 1).",
         )
-        a(
-            "--lang-dir",
-            type=Path,
-            default=Path("data/lang_char"),
-            help="Directory holding tokens.txt (prepare.sh stage 2).",
-        )
+        add_lang_dir_argument(g)
         a(
             "--max-duration",
             type=float,

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gmot.cli import add_lang_dir_argument
 from gmot.data.tokens import TokenTable
 from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
 from gmot.decoding.features import FRAME_SHIFT_S, cut_batches, describe_short, too_short
@@ -82,12 +83,7 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="Weight of the attention-decoder log-likelihood (first-pass weight 1).",
     )
-    g.add_argument(
-        "--lang-dir",
-        type=Path,
-        default=Path("data/lang_char"),
-        help="Directory holding tokens.txt.",
-    )
+    add_lang_dir_argument(g)
     g.add_argument(
         "--test-cuts",
         type=Path,

@@ -28,7 +28,7 @@ from gmot.checkpoint import (
     describe_checkpoints,
     load_checkpoint,
 )
-from gmot.cli import str2bool
+from gmot.cli import add_exp_dir_argument, str2bool
 from gmot.models.asr_model import build_model
 
 
@@ -55,7 +55,7 @@ def add_model_loading_arguments(parser: argparse.ArgumentParser) -> None:
         "epochs EPOCH-AVG and EPOCH (icefall's default); 0: plain average of the last AVG "
         "checkpoints' models.",
     )
-    g.add_argument("--exp-dir", type=Path, default=Path("zipformer_gmot/exp"), help="Checkpoints.")
+    add_exp_dir_argument(g)
     g.add_argument(
         "--checkpoint",
         type=Path,

@@ -20,7 +20,7 @@ from pathlib import Path
 from torch import nn
 
 from gmot.checkpoint import atomic_torch_save
-from gmot.cli import str2bool
+from gmot.cli import add_lang_dir_argument, str2bool
 from gmot.decoding.model_loading import add_model_loading_arguments, load_model
 from gmot.export.onnx_export import export_transducer_onnx
 
@@ -31,12 +31,7 @@ def get_parser(**defaults) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_model_loading_arguments(parser)
-    parser.add_argument(
-        "--lang-dir",
-        type=Path,
-        default=Path("data/lang_char"),
-        help="Directory holding tokens.txt (copied next to the ONNX files).",
-    )
+    add_lang_dir_argument(parser)
     parser.add_argument(
         "--onnx",
         type=str2bool,

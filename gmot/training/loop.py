@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,30 @@ from gmot.training.ddp import all_reduce_sum
 from gmot.training.safeguards import NonFiniteGuard, grad_scale_watchdog, save_bad_batch
 
 LOSS_TERMS = ("simple", "pruned", "ctc", "attention", "gmot")
+
+
+@dataclass
+class TrainState:
+    """The counters of a training run, saved in every checkpoint's ``"params"`` under these names.
+
+    Attributes:
+        cur_epoch: the epoch being trained (1-based).
+        batch_idx_train: batches trained so far over all epochs (the global batch index of the
+            last one; the scheduler, the GM-OT ramp and ``checkpoint-B.pt`` use it).
+        batch_idx_epoch: batches trained so far in ``cur_epoch`` (> 0 at the start of an epoch
+            only when resuming inside it).
+        best_valid_loss: lowest validation loss per frame seen (``inf`` before any).
+        ref_batch_count_scale: Zipformer schedule units per batch, constant for the run
+            (``max_duration * world_size / ref_duration``, see ``schedule_batch_count_scale``).
+        run_id: the run id every checkpoint of this run carries (``None``: an old run's resume).
+    """
+
+    cur_epoch: int = 1
+    batch_idx_train: int = 0
+    batch_idx_epoch: int = 0
+    best_valid_loss: float = math.inf
+    ref_batch_count_scale: float = 1.0
+    run_id: str | None = None
 
 
 def transducer_scales(batch_idx_train: int, warm_step: int) -> tuple[float, float]:
@@ -40,9 +65,9 @@ def transducer_scales(batch_idx_train: int, warm_step: int) -> tuple[float, floa
 def gmot_scale(params: Any, batch_idx_train: int) -> float:
     """The GM-OT loss weight at this batch (0 means: do not compute GM-OT at all)."""
     s = float(params.gmot_loss_scale)
-    w = int(getattr(params, "gmot_warmup_batches", 0))
     if s == 0.0:
         return 0.0
+    w = int(params.gmot_warmup_batches)
     if w > 0:
         s *= min(1.0, batch_idx_train / w)
     return s
@@ -58,15 +83,23 @@ def autocast_ctx(params: Any, device: torch.device):
 
 
 def compute_loss(
-    params: Any, model: nn.Module, batch: dict, device: torch.device, is_training: bool
+    params: Any,
+    model: nn.Module,
+    batch: dict,
+    device: torch.device,
+    is_training: bool,
+    batch_idx_train: int = 0,
 ) -> tuple[Tensor, dict[str, float], dict]:
     """Run the model on ``batch`` and combine the terms.
+
+    ``batch_idx_train`` (the global index of this batch) sets the training-time schedules (the
+    transducer scales, the GM-OT ramp); evaluation uses the final scales.
 
     Returns:
       (loss scalar float32 (sum over the batch), metric sums {term: value, "loss", "frames",
       "utterances", GM-OT diagnostics sums}, info dict from the model).
     """
-    b = int(params.batch_idx_train)
+    b = int(batch_idx_train)
     g = gmot_scale(params, b) if is_training else float(params.gmot_loss_scale)
     feats = batch["features"].to(device)
     lens = batch["feature_lens"].to(device)
@@ -78,7 +111,6 @@ def compute_loss(
             "--gmot-loss-scale > 0 but the batch has no 'plm_feats': train on cuts with PLM "
             "targets (data/plm/..._cuts_train.jsonl.gz) or set --gmot-loss-scale 0"
         )
-    inner = model.module if hasattr(model, "module") else model
     with autocast_ctx(params, device), torch.set_grad_enabled(is_training):
         out = model(
             feats,
@@ -113,7 +145,6 @@ def compute_loss(
         if "gmot_plan_entropy" in info:
             m["gmot_plan_entropy"] = float(info["gmot_plan_entropy"].sum())
         m["gmot_utts"] = float(info["utterances"])
-    del inner
     return loss, m, info
 
 
@@ -162,7 +193,7 @@ def validate(params: Any, model: nn.Module, valid_dl: Any, device: torch.device)
     return tot
 
 
-def _log_plan(params: Any, tb: Any, info: dict, batch: dict) -> None:
+def _log_plan(params: Any, tb: Any, info: dict, batch: dict, b: int) -> None:
     """Write a transport-plan heatmap of utterance 0 to TensorBoard."""
     try:
         import numpy as np
@@ -175,11 +206,11 @@ def _log_plan(params: Any, tb: Any, info: dict, batch: dict) -> None:
         la = int((plan[:, :lt].sum(-1) > 0).sum()) or plan.shape[0]
         tokens = batch.get("plm_tokens")
         toks = list(tokens[0])[:lt] if tokens else [str(i) for i in range(lt)]
-        path = Path(params.exp_dir) / "plans" / f"plan-{params.batch_idx_train}.png"
+        path = Path(params.exp_dir) / "plans" / f"plan-{b}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        plot_transport_plan(plan[:la, :lt], toks, path, title=f"batch {params.batch_idx_train}")
+        plot_transport_plan(plan[:la, :lt], toks, path, title=f"batch {b}")
         img = np.asarray(Image.open(path).convert("RGB"))
-        tb.add_image("train/transport_plan", img, params.batch_idx_train, dataformats="HWC")
+        tb.add_image("train/transport_plan", img, b, dataformats="HWC")
     except Exception as exc:  # plotting must never stop training
         logging.warning("could not plot the transport plan: %s", exc)
 
@@ -199,26 +230,29 @@ def train_one_epoch(
     world_size: int = 1,
     guard: NonFiniteGuard | None = None,
     save_fn: Any = None,
+    state: TrainState | None = None,
 ) -> MetricsTracker:
     """Train over ``train_dl`` once (or its remainder after a resume).
 
-    ``params`` is mutated: ``batch_idx_train`` (global batch counter), ``batch_idx_epoch``
-    (batches done in this epoch). ``save_fn(path)`` writes a checkpoint (called on every rank;
-    only rank 0 writes) every ``save_every_n`` batches as ``checkpoint-B.pt``.
+    ``state`` is advanced: ``batch_idx_train`` (global batch counter), ``batch_idx_epoch``
+    (batches done in this epoch), ``best_valid_loss`` (default: a fresh :class:`TrainState`).
+    ``params`` (the parsed flags) is only read. ``save_fn(path)`` writes a checkpoint (called on
+    every rank; only rank 0 writes) every ``save_every_n`` batches as ``checkpoint-B.pt``.
     """
     from gmot.models.zipformer import set_batch_count
 
     model.train()
+    st = state if state is not None else TrainState()
     guard = guard or NonFiniteGuard(params.max_nonfinite_batches)
     tot = MetricsTracker()
     t0 = time.time()
     for batch in train_dl:
-        params.batch_idx_train += 1
-        params.batch_idx_epoch += 1
-        b = params.batch_idx_train
-        set_batch_count(model, params.ref_batch_count_scale * b)
+        st.batch_idx_train += 1
+        st.batch_idx_epoch += 1
+        b = st.batch_idx_train
+        set_batch_count(model, st.ref_batch_count_scale * b)
         try:
-            loss, m, info = compute_loss(params, model, batch, device, is_training=True)
+            loss, m, info = compute_loss(params, model, batch, device, True, batch_idx_train=b)
             ok = guard.check(loss, b, batch.get("cut_ids"))
             if world_size > 1:  # skip together: one rank's nan must not reach the others
                 flag = torch.tensor([float(ok)], device=device)
@@ -255,8 +289,8 @@ def train_one_epoch(
             logging.info(
                 "epoch %d, batch %d (global %d), loss[%s], tot_loss[%s], lr %.3g, grad_scale %g, "
                 "%.2f s",
-                params.cur_epoch,
-                params.batch_idx_epoch,
+                st.cur_epoch,
+                st.batch_idx_epoch,
                 b,
                 ", ".join(f"{k}={v:.4g}" for k, v in cur.items()),
                 tot,
@@ -279,17 +313,17 @@ def train_one_epoch(
             and params.plot_plan_interval > 0
             and b % params.plot_plan_interval == 0
         ):
-            _log_plan(params, tb_writer, info, batch)
+            _log_plan(params, tb_writer, info, batch, b)
         if valid_dl is not None and params.valid_interval > 0 and b % params.valid_interval == 0:
             v = validate(params, model, valid_dl, device)
             if rank == 0:
-                logging.info("epoch %d, batch %d: validation %s", params.cur_epoch, b, v)
+                logging.info("epoch %d, batch %d: validation %s", st.cur_epoch, b, v)
                 if tb_writer is not None:
                     for k, val in v.norm().items():
                         tb_writer.add_scalar(f"valid/{k}", val, b)
             loss_v = v.norm().get("loss", math.inf)
-            if loss_v < params.best_valid_loss:
-                params.best_valid_loss = loss_v
+            if loss_v < st.best_valid_loss:
+                st.best_valid_loss = loss_v
         # last: the checkpoint holds the state after everything done at batch b (validation
         # draws from the global RNG), so a resume from it continues exactly
         if save_fn is not None and params.save_every_n > 0 and b % params.save_every_n == 0:

@@ -26,32 +26,36 @@ import argparse
 import dataclasses
 import logging
 import os
-import random
-import sys
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from gmot.checkpoint import (
-    CheckpointError,
-    checkpoint_run_id,
-    list_checkpoints,
-    load_checkpoint,
-    new_run_id,
-    peek_checkpoint,
-    remove_stale_temp_files,
-    save_checkpoint,
+from gmot.checkpoint import load_checkpoint, new_run_id, remove_stale_temp_files, save_checkpoint
+from gmot.training.cli import (  # noqa: F401  (re-exported: the train.py API)
+    add_gmot_arguments,
+    add_loss_arguments,
+    add_model_arguments,
+    add_training_arguments,
+    get_parser,
+    model_config_from_args,
+    read_vocab_size,
 )
-from gmot.cli import str2bool
-from gmot.models.config import ModelConfig
-from gmot.settings import add_flags, from_flags
 from gmot.training.ddp import cleanup_dist, launched_by_torchrun, setup_dist
-from gmot.training.loop import MetricsTracker, compute_loss, train_one_epoch
+from gmot.training.loop import TrainState, compute_loss, train_one_epoch
+from gmot.training.run_dir import (  # noqa: F401  (re-exported)
+    RestoreRngAfterIter,
+    check_exact_sampler_state,
+    check_exp_dir,
+    fix_random_seed,
+    remove_old_checkpoints,
+    rng_state,
+    sampler_state_for_resume,
+    set_rng_state,
+    setup_logging,
+)
 from gmot.training.safeguards import NonFiniteGuard
 
 # ------------------------------------------------------------------ arguments
@@ -75,281 +79,7 @@ def schedule_batch_count_scale(
     return max_duration * world_size / ref_duration
 
 
-def _is_gmot_field(name: str) -> bool:
-    return name.startswith("gmot_")
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model's flags, generated from :class:`gmot.models.config.ModelConfig` (GM-OT bridge
-    fields excepted: :func:`add_gmot_arguments` adds those)."""
-    g = parser.add_argument_group("model")
-    add_flags(g, ModelConfig, include=lambda name: not _is_gmot_field(name))
-
-
-def add_loss_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("losses")
-    g.add_argument(
-        "--prune-range", type=int, default=5, help="Pruned RNN-T: symbols kept per frame."
-    )
-    g.add_argument(
-        "--lm-scale", type=float, default=0.25, help="LM-only share of the smoothed simple loss."
-    )
-    g.add_argument(
-        "--am-scale", type=float, default=0.0, help="AM-only share of the smoothed simple loss."
-    )
-    g.add_argument(
-        "--warm-step",
-        type=int,
-        default=2000,
-        help="Batches over which simple_scale goes 1.0->0.5 and pruned_scale 0.1->1.0.",
-    )
-    g.add_argument("--ctc-loss-scale", type=float, default=0.2, help="Weight of the CTC loss.")
-    g.add_argument(
-        "--attention-decoder-loss-scale",
-        type=float,
-        default=0.8,
-        help="Weight of the attention-decoder loss.",
-    )
-
-
-def add_gmot_arguments(parser: argparse.ArgumentParser) -> None:
-    """GM-OT flags: the loss weight and schedule, and (generated from the dataclasses) the
-    bridge's :class:`~gmot.models.config.ModelConfig` fields and every
-    :class:`gmot.ot.GMOTConfig` field."""
-    g = parser.add_argument_group("GM-OT knowledge transfer")
-    g.add_argument(
-        "--gmot-loss-scale",
-        type=float,
-        default=0.0,
-        help="Weight of the GM-OT loss (0 = off: no adapter, no OT, no PLM targets needed).",
-    )
-    add_flags(g, ModelConfig, include=_is_gmot_field)
-    g.add_argument(
-        "--gmot-warmup-batches",
-        type=int,
-        default=0,
-        help="Ramp the GM-OT weight linearly from 0 over this many batches (0 = no ramp).",
-    )
-    g.add_argument(
-        "--plot-plan-interval",
-        type=int,
-        default=500,
-        help="Every N batches write a transport-plan heatmap to TensorBoard (0 = never).",
-    )
-
-
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("training")
-    g.add_argument("--world-size", type=int, default=1, help="GPUs (or CPU processes) to use.")
-    g.add_argument("--master-port", type=int, default=12354, help="Master port for DDP.")
-    g.add_argument("--num-epochs", type=int, default=30, help="Train up to this epoch.")
-    g.add_argument(
-        "--start-epoch",
-        type=int,
-        default=1,
-        help="Resume from exp-dir/epoch-(START_EPOCH-1).pt when > 1.",
-    )
-    g.add_argument(
-        "--start-batch",
-        type=int,
-        default=0,
-        help="> 0: resume from exp-dir/checkpoint-START_BATCH.pt (overrides --start-epoch).",
-    )
-    g.add_argument(
-        "--exp-dir", type=Path, default=Path("zipformer_gmot/exp"), help="Experiment dir."
-    )
-    g.add_argument(
-        "--overwrite-exp-dir",
-        type=str2bool,
-        default=False,
-        help="1: delete the epoch-N.pt / checkpoint-B.pt files (and tensorboard/) of an earlier "
-        "run in --exp-dir before a new run, or, when resuming, the files from after the resume "
-        "point. 0: refuse to start when such files exist (one run per experiment directory).",
-    )
-    _add_if_new(g, "--lang-dir", type=Path, default=Path("data/lang_char"), help="tokens.txt dir")
-    g.add_argument(
-        "--train-cuts",
-        type=Path,
-        default=None,
-        help="Training cuts (default: data/plm/<corpus>_cuts_train.jsonl.gz with GM-OT on, "
-        "<manifest-dir>/<corpus>_cuts_train.jsonl.gz with it off).",
-    )
-    g.add_argument(
-        "--valid-cuts",
-        type=Path,
-        default=None,
-        help="Validation cuts (default: the matching <corpus>_cuts_dev.jsonl.gz).",
-    )
-    g.add_argument("--use-fp16", type=str2bool, default=False, help="fp16 autocast + GradScaler.")
-    g.add_argument("--use-bf16", type=str2bool, default=False, help="bf16 autocast.")
-    _add_if_new(g, "--seed", type=int, default=42, help="Random seed.")
-    g.add_argument(
-        "--save-every-n", type=int, default=4000, help="Save checkpoint-B.pt every N batches."
-    )
-    g.add_argument(
-        "--keep-last-k",
-        type=int,
-        default=30,
-        help="Keep only the newest K checkpoint-B.pt of this run (other runs' files are never "
-        "deleted); 0 keeps all.",
-    )
-    g.add_argument(
-        "--average-period",
-        type=int,
-        default=200,
-        help="Update the running averaged model every N batches.",
-    )
-    g.add_argument(
-        "--valid-interval", type=int, default=3000, help="Validation every N batches (0 = off)."
-    )
-    g.add_argument("--log-interval", type=int, default=50, help="Log every N batches.")
-    g.add_argument("--reset-interval", type=int, default=200, help="Decay horizon of tot_loss.")
-    g.add_argument("--tensorboard", type=str2bool, default=True, help="Write TensorBoard logs.")
-    g.add_argument(
-        "--inf-check",
-        type=str2bool,
-        default=False,
-        help="Register hooks that report the first module producing inf/nan (slow; debugging).",
-    )
-    g.add_argument(
-        "--scan-oom",
-        type=str2bool,
-        default=False,
-        help="Before training, run the pessimistic (longest) batches to detect OOM early.",
-    )
-    g.add_argument(
-        "--max-nonfinite-batches",
-        type=int,
-        default=20,
-        help="Stop when the loss is non-finite for more than N consecutive batches.",
-    )
-    g.add_argument(
-        "--ref-duration",
-        type=float,
-        default=600.0,
-        help="Seconds of audio that count as one 'batch' for the Zipformer's regularisation "
-        "schedules (layer skipping, dropout, bypass floor): batch_count = batches x "
-        "max-duration x world-size / ref-duration. Smaller values move the schedules faster "
-        "(short CPU demos); 600 is icefall's default.",
-    )
-    g.add_argument(
-        "--max-batches",
-        type=int,
-        default=0,
-        help="Stop training after this many batches in total (0 = no limit; smoke tests).",
-    )
-    g.add_argument(
-        "--device", type=str, default="auto", help="auto (cuda if available), cpu or cuda."
-    )
-
-
-def get_parser() -> argparse.ArgumentParser:
-    """The full training parser (model, losses, GM-OT, training, optimiser, data, RNN-T)."""
-    parser = argparse.ArgumentParser(
-        description="Train a Zipformer ASR model with GM-OT knowledge transfer.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    from gmot.data import AsrDataModule
-    from gmot.optim import add_optim_arguments
-    from gmot.transducer import add_rnnt_backend_argument
-
-    AsrDataModule.add_arguments(parser)  # --lang-dir, --seed, --max-duration, --corpus, ...
-    add_model_arguments(parser)
-    add_loss_arguments(parser)
-    add_gmot_arguments(parser)
-    add_training_arguments(parser)
-    add_optim_arguments(parser)
-    add_rnnt_backend_argument(parser)
-    return parser
-
-
-def _add_if_new(g: Any, flag: str, **kw: Any) -> None:
-    """Add ``flag`` unless another module (the data module) already defines it."""
-    parser = g._container if hasattr(g, "_container") else g
-    if flag not in parser._option_string_actions:
-        g.add_argument(flag, **kw)
-
-
-# ------------------------------------------------------------------ model config
-
-
-def read_vocab_size(tokens_txt: Path) -> int:
-    """max id + 1 of a ``<sym> <id>`` token table."""
-    tokens_txt = Path(tokens_txt)
-    if not tokens_txt.is_file():
-        raise FileNotFoundError(f"token table not found: {tokens_txt} (see --lang-dir)")
-    ids = []
-    for n, line in enumerate(tokens_txt.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        try:
-            ids.append(int(parts[-1]))
-        except (ValueError, IndexError):
-            raise ValueError(f"{tokens_txt}:{n}: expected '<sym> <id>', got {line!r}") from None
-    if not ids:
-        raise ValueError(f"{tokens_txt} is empty")
-    return max(ids) + 1
-
-
-def model_config_from_args(args: argparse.Namespace, vocab_size: int) -> dict:
-    """The ``model_config`` dict (stored in checkpoints) from the parsed flags.
-
-    Built by :func:`gmot.settings.from_flags` from :class:`ModelConfig`'s own flags; the GM-OT
-    adapter is left out (``gmot_plm_dim`` 0) when ``--gmot-loss-scale`` is 0.
-    """
-    cfg = from_flags(ModelConfig, args, vocab_size=vocab_size)
-    if args.gmot_loss_scale <= 0:
-        cfg = dataclasses.replace(cfg, gmot_plm_dim=0)
-    return cfg.to_dict()
-
-
 # ------------------------------------------------------------------ helpers
-
-
-def setup_logging(exp_dir: Path, rank: int, world_size: int) -> None:
-    """Log to ``exp_dir/log/log-train-<date>[-rank]`` and stdout (rank 0)."""
-    date = datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
-    name = f"log-train-{date}" + (f"-{rank}" if world_size > 1 else "")
-    log_dir = Path(exp_dir) / "log"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    fmt = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] (%(process)d) %(message)s"
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    root.setLevel(logging.INFO)
-    fh = logging.FileHandler(log_dir / name, encoding="utf-8")
-    fh.setFormatter(logging.Formatter(fmt))
-    root.addHandler(fh)
-    if rank == 0:
-        sh = logging.StreamHandler(sys.stdout)
-        sh.setFormatter(logging.Formatter(fmt))
-        root.addHandler(sh)
-
-
-def rng_state() -> dict:
-    st = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def set_rng_state(st: dict) -> None:
-    random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
-    torch.set_rng_state(st["torch"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
-def fix_random_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def register_inf_check_hooks(model: nn.Module) -> None:
@@ -404,7 +134,12 @@ def default_data_factory(
 
 
 def scan_pessimistic_batches(
-    params: Any, model: nn.Module, optimizer: Any, train_dl: Any, device: torch.device
+    params: Any,
+    model: nn.Module,
+    optimizer: Any,
+    train_dl: Any,
+    device: torch.device,
+    batch_idx_train: int = 0,
 ) -> None:
     """Run forward+backward on the sampler's pessimistic (longest) batches first (no update)."""
     sampler = getattr(train_dl, "sampler", None)
@@ -426,7 +161,7 @@ def scan_pessimistic_batches(
             continue
         logging.info("--scan-oom: criterion %s: %d cuts", crit, len(batch["cut_ids"]))
         try:
-            loss, _, _ = compute_loss(params, model, batch, device, is_training=True)
+            loss, _, _ = compute_loss(params, model, batch, device, True, batch_idx_train)
             loss.backward()
             optimizer.zero_grad(set_to_none=True)
         except RuntimeError as exc:
@@ -438,121 +173,6 @@ def scan_pessimistic_batches(
                 )
             raise
     logging.info("--scan-oom: pessimistic batches ran without OOM")
-
-
-def _remove_old_checkpoints(exp_dir: Path, keep_last_k: int, run_id: str | None) -> None:
-    """Delete all but the newest ``keep_last_k`` checkpoint-B.pt files of run ``run_id``; files
-    of other runs (or unreadable ones) are left alone."""
-    if keep_last_k <= 0:
-        return
-    mine = []
-    for b in list_checkpoints(exp_dir)["checkpoint"]:
-        p = Path(exp_dir) / f"checkpoint-{b}.pt"
-        try:
-            if checkpoint_run_id(p) == run_id:
-                mine.append((b, p))
-        except (CheckpointError, OSError) as exc:
-            logging.warning("--keep-last-k: leaving %s alone (%s)", p, exc)
-    for _, p in sorted(mine, reverse=True)[keep_last_k:]:
-        p.unlink(missing_ok=True)
-
-
-def check_exp_dir(params: Any, delete: bool = True) -> list[Path]:
-    """Enforce one run per experiment directory before training starts.
-
-    A new run (``--start-epoch 1``, ``--start-batch 0``) conflicts with any ``epoch-N.pt`` /
-    ``checkpoint-B.pt`` in ``--exp-dir``; a resume conflicts with the files from after its resume
-    point (``epoch-N.pt`` with N >= the resumed epoch, ``checkpoint-B.pt`` with B > the resumed
-    batch), which it would otherwise overwrite one by one or mix with its own.
-
-    Returns:
-      the conflicting files, deleted (with ``tensorboard/`` for a new run) when
-      ``params.overwrite_exp_dir`` and ``delete`` are set.
-    Raises:
-      FileExistsError naming the files and the ways out.
-    """
-    exp_dir = Path(params.exp_dir)
-    found = list_checkpoints(exp_dir)
-
-    def saved_param(path: Path, key: str) -> int | None:
-        try:
-            return int(peek_checkpoint(path)["params"][key])
-        except (OSError, CheckpointError, KeyError, TypeError, ValueError):
-            return None  # training reports a missing or unreadable resume file itself
-
-    if params.start_batch > 0:
-        resume = exp_dir / f"checkpoint-{params.start_batch}.pt"
-        cur_epoch = saved_param(resume, "cur_epoch")
-        late_epochs = [n for n in found["epoch"] if cur_epoch is not None and n >= cur_epoch]
-        late_ckpts = [b for b in found["checkpoint"] if b > params.start_batch]
-    elif params.start_epoch > 1:
-        resume = exp_dir / f"epoch-{params.start_epoch - 1}.pt"
-        late_epochs = [n for n in found["epoch"] if n >= params.start_epoch]
-        # checkpoint-B.pt from epochs >= start_epoch have B beyond that of epoch-(E-1).pt
-        last = saved_param(resume, "batch_idx_train")
-        late_ckpts = [b for b in found["checkpoint"] if last is not None and b > last]
-    else:
-        resume = None
-        late_epochs, late_ckpts = found["epoch"], found["checkpoint"]
-    files = [exp_dir / f"epoch-{n}.pt" for n in late_epochs] + [
-        exp_dir / f"checkpoint-{b}.pt" for b in late_ckpts
-    ]
-    if not files:
-        return []
-    names = ", ".join(p.name for p in files[:8]) + (", ..." if len(files) > 8 else "")
-    if not params.overwrite_exp_dir:
-        if resume is None:
-            raise FileExistsError(
-                f"--exp-dir {exp_dir} already holds checkpoints of an earlier run ({names}). "
-                "Resume it with --start-epoch E / --start-batch B, pass --overwrite-exp-dir 1 "
-                "to delete them and start afresh, or use another --exp-dir."
-            )
-        raise FileExistsError(
-            f"--exp-dir {exp_dir} holds checkpoints from after the resume point {resume.name} "
-            f"({names}); the resumed "
-            "run would overwrite them one by one and mix with them. Resume from the newest "
-            "one, or pass --overwrite-exp-dir 1 to delete them first."
-        )
-    if delete:
-        for p in files:
-            p.unlink(missing_ok=True)
-        if resume is None and (exp_dir / "tensorboard").is_dir():
-            import shutil
-
-            shutil.rmtree(exp_dir / "tensorboard")
-        logging.warning(
-            "--overwrite-exp-dir 1: deleted %d file(s) in %s: %s", len(files), exp_dir, names
-        )
-    return files
-
-
-def sampler_state_for_resume(train_dl: Any) -> tuple[dict | None, bool]:
-    """(sampler state to store in a checkpoint, whether resuming from it is exact).
-
-    A loader with ``consumed_sampler_state()`` (gmot's data module) knows the state as of the
-    last batch it handed out: exact. Otherwise the sampler's own state is exact only without
-    DataLoader workers, which draw batches from the sampler ahead of training.
-    """
-    if hasattr(train_dl, "consumed_sampler_state"):
-        return train_dl.consumed_sampler_state(), True
-    sampler = getattr(train_dl, "sampler", None)
-    state = sampler.state_dict() if sampler is not None and hasattr(sampler, "state_dict") else None
-    return state, int(getattr(train_dl, "num_workers", 0) or 0) == 0
-
-
-class _RestoreRngAfterIter:
-    """Wraps the training loader for the first epoch of a ``--start-batch`` resume: creates the
-    loader's iterator (a DataLoader draws a base seed from the global RNG), then restores the RNG
-    states saved with the checkpoint, so the rest matches the uninterrupted run."""
-
-    def __init__(self, loader: Any, rng: dict) -> None:
-        self.loader = loader
-        self.rng = rng
-
-    def __iter__(self):
-        it = iter(self.loader)
-        set_rng_state(self.rng)
-        return it
 
 
 # ------------------------------------------------------------------ main
@@ -573,40 +193,30 @@ def run(
         cleanup_dist()
 
 
-def check_exact_sampler_state(ckpt: dict, path: Path) -> None:
-    """Refuse a mid-epoch resume from a checkpoint whose sampler state is ahead of training.
-
-    Checkpoints record ``sampler_exact``; older ones without it are exact only if they were saved
-    with ``--num-workers 0``.
-    """
-    exact = ckpt.get("sampler_exact")
-    if exact is None:
-        exact = int((ckpt.get("params") or {}).get("num_workers", 0) or 0) == 0
-    if not exact:
-        ep = (ckpt.get("params") or {}).get("cur_epoch")
-        raise RuntimeError(
-            f"{path}: its sampler state was saved ahead of training (DataLoader workers had "
-            "prefetched batches), so --start-batch would silently skip the prefetched batches. "
-            + (
-                f"Resume from the end of the previous epoch with --start-epoch {ep} instead."
-                if ep
-                else "Resume with --start-epoch instead."
-            )
-        )
-
-
-def _device(params: Any, rank: int) -> torch.device:
+def _device(params: argparse.Namespace, rank: int) -> torch.device:
     if params.device == "cpu" or (params.device == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     local = int(os.environ.get("LOCAL_RANK", rank))
     return torch.device("cuda", local)
 
 
-def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> None:
-    from gmot import env_info, format_env_info
-    from gmot.models.asr_model import build_model
-    from gmot.optim import Eden, ScaledAdam
-    from gmot.training.model_avg import make_averaged_model
+@dataclasses.dataclass
+class Trainables:
+    """What training updates and saves: the model (and its DDP wrapper), the running averaged
+    model (rank 0 only), optimiser, scheduler and fp16 grad scaler, and the model config."""
+
+    model: nn.Module
+    ddp_model: nn.Module
+    model_avg: nn.Module | None
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    model_config: dict
+
+
+def start_rank(params: argparse.Namespace, rank: int, world_size: int) -> torch.device:
+    """Logging, flag checks, RNN-T backend and seed for this rank; returns its device."""
+    from gmot import format_env_info
     from gmot.transducer import set_rnnt_backend
 
     params.exp_dir = Path(params.exp_dir)
@@ -622,33 +232,71 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
         (params.exp_dir / "env.txt").write_text(format_env_info() + "\n", encoding="utf-8")
         for p in remove_stale_temp_files(params.exp_dir):
             logging.warning("removed %s, left by an interrupted checkpoint save", p)
+    return device
 
-    resume = None
+
+def load_resume_checkpoint(params: argparse.Namespace) -> dict | None:
+    """The checkpoint ``--start-batch`` / ``--start-epoch`` resumes from (None: a new run)."""
     if params.start_batch > 0:
-        resume = load_checkpoint(params.exp_dir / f"checkpoint-{params.start_batch}.pt")
-        check_exact_sampler_state(resume, params.exp_dir / f"checkpoint-{params.start_batch}.pt")
-    elif params.start_epoch > 1:
-        resume = load_checkpoint(params.exp_dir / f"epoch-{params.start_epoch - 1}.pt")
+        path = params.exp_dir / f"checkpoint-{params.start_batch}.pt"
+        resume = load_checkpoint(path)
+        check_exact_sampler_state(resume, path)
+        return resume
+    if params.start_epoch > 1:
+        return load_checkpoint(params.exp_dir / f"epoch-{params.start_epoch - 1}.pt")
+    return None
+
+
+def new_train_state(params: argparse.Namespace, resume: dict | None, world_size: int) -> TrainState:
+    """The run's counters: fresh, or those of the resume checkpoint (mid-epoch for
+    ``--start-batch``)."""
+    state = TrainState(
+        cur_epoch=params.start_epoch,
+        ref_batch_count_scale=schedule_batch_count_scale(
+            float(params.max_duration), world_size, float(params.ref_duration)
+        ),
+    )
     if resume is None:
-        params.run_id = new_run_id()
-        logging.info("new training run %s", params.run_id)
+        state.run_id = new_run_id()
+        logging.info("new training run %s", state.run_id)
+        return state
+    state.run_id = resume.get("run_id")
+    if state.run_id is None:
+        logging.warning(
+            "the resume checkpoint has no run id (saved by an older gmot): this run's "
+            "files cannot be told apart from other runs' in %s",
+            params.exp_dir,
+        )
     else:
-        params.run_id = resume.get("run_id")
-        if params.run_id is None:
-            logging.warning(
-                "the resume checkpoint has no run id (saved by an older gmot): this run's "
-                "files cannot be told apart from other runs' in %s",
-                params.exp_dir,
-            )
-        else:
-            logging.info("resuming training run %s", params.run_id)
+        logging.info("resuming training run %s", state.run_id)
+    saved = resume["params"]
+    state.batch_idx_train = int(saved["batch_idx_train"])
+    state.best_valid_loss = float(saved.get("best_valid_loss", float("inf")))
+    if params.start_batch > 0:
+        state.cur_epoch = int(saved["cur_epoch"])
+        state.batch_idx_epoch = int(saved["batch_idx_epoch"])
+    logging.info("resumed at epoch %d, global batch %d", state.cur_epoch, state.batch_idx_train)
+    return state
+
+
+def build_trainables(
+    params: argparse.Namespace,
+    resume: dict | None,
+    device: torch.device,
+    rank: int,
+    world_size: int,
+) -> Trainables:
+    """Model (from the flags, or the resume checkpoint's config and weights), averaged model,
+    DDP wrapper, optimiser, scheduler and grad scaler (their states restored on a resume)."""
+    from gmot.models.asr_model import build_model
+    from gmot.optim import Eden, ScaledAdam
+    from gmot.training.model_avg import make_averaged_model
 
     if resume is not None:
         model_config = resume["model_config"]
     else:
-        model_config = model_config_from_args(
-            params, read_vocab_size(params.lang_dir / "tokens.txt")
-        )
+        vocab_size = read_vocab_size(params.lang_dir / "tokens.txt")
+        model_config = model_config_from_args(params, vocab_size)
     model = build_model(model_config)
     num_param = sum(p.numel() for p in model.parameters())
     logging.info("model parameters: %d; config: %s", num_param, model_config)
@@ -656,38 +304,17 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
         register_inf_check_hooks(model)
     model_avg = make_averaged_model(model) if rank == 0 else None
     model.to(device)
-
-    params.batch_idx_train = 0
-    params.batch_idx_epoch = 0
-    params.cur_epoch = params.start_epoch
-    params.best_valid_loss = float("inf")
-    params.ref_batch_count_scale = schedule_batch_count_scale(
-        float(getattr(params, "max_duration", 600.0) or 600.0),
-        world_size,
-        float(getattr(params, "ref_duration", 600.0)),
-    )
     if resume is not None:
         model.load_state_dict(resume["model"])
         if model_avg is not None and resume.get("model_avg") is not None:
             model_avg.load_state_dict(resume["model_avg"])
-        saved = resume["params"]
-        params.batch_idx_train = int(saved["batch_idx_train"])
-        params.best_valid_loss = float(saved.get("best_valid_loss", float("inf")))
-        if params.start_batch > 0:
-            params.cur_epoch = int(saved["cur_epoch"])
-            params.batch_idx_epoch = int(saved["batch_idx_epoch"])
-        logging.info(
-            "resumed at epoch %d, global batch %d", params.cur_epoch, params.batch_idx_train
-        )
-
+    ddp_model: nn.Module = model
     if world_size > 1:
-        ddp_model: nn.Module = nn.parallel.DistributedDataParallel(
+        ddp_model = nn.parallel.DistributedDataParallel(
             model,
             device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True,
         )
-    else:
-        ddp_model = model
     optimizer = ScaledAdam(list(model.named_parameters()), lr=params.base_lr)
     scheduler = Eden(
         optimizer,
@@ -699,8 +326,6 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
     scaler = None
     if params.use_fp16:
         scaler = torch.amp.GradScaler(device.type, init_scale=1.0, enabled=True)
-    sampler_state = None
-    resume_rng = None
     if resume is not None:
         if resume.get("optimizer") is not None:
             optimizer.load_state_dict(resume["optimizer"])
@@ -708,6 +333,143 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
             scheduler.load_state_dict(resume["scheduler"])
         if scaler is not None and resume.get("grad_scaler") is not None:
             scaler.load_state_dict(resume["grad_scaler"])
+    return Trainables(model, ddp_model, model_avg, optimizer, scheduler, scaler, model_config)
+
+
+def open_tensorboard(params: argparse.Namespace, rank: int) -> Any:
+    """The TensorBoard writer of rank 0 with ``--tensorboard 1``, else None."""
+    if not params.tensorboard or rank != 0:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    from gmot import format_env_info
+
+    tb = SummaryWriter(log_dir=str(params.exp_dir / "tensorboard"))
+    tb.add_text("env", format_env_info().replace("\n", "  \n"), 0)
+    return tb
+
+
+class CheckpointSaver:
+    """``save(path)``: a checkpoint of the trainables, the flags and the counters (with the RNG
+    and sampler states a resume needs); rank 0 writes, then prunes old ``checkpoint-B.pt``."""
+
+    def __init__(
+        self,
+        params: argparse.Namespace,
+        state: TrainState,
+        tr: Trainables,
+        train_dl: Any,
+        rank: int,
+    ) -> None:
+        self.params, self.state, self.tr, self.train_dl, self.rank = (
+            params,
+            state,
+            tr,
+            train_dl,
+            rank,
+        )
+
+    def saved_params(self) -> dict:
+        """The flags (plain values) and the counters, as checkpoints store them."""
+        out: dict[str, Any] = {}
+        for k, v in vars(self.params).items():
+            if isinstance(v, (int, float, str, bool, type(None))):
+                out[k] = v
+            elif isinstance(v, Path):
+                out[k] = str(v)
+        out.update(dataclasses.asdict(self.state))
+        return out
+
+    def __call__(self, path: Path) -> None:
+        tr = self.tr
+        sampler_state, exact = sampler_state_for_resume(self.train_dl)
+        save_checkpoint(
+            path,
+            model=tr.model,
+            params=self.saved_params(),
+            model_avg=tr.model_avg,
+            optimizer=tr.optimizer,
+            scheduler=tr.scheduler,
+            grad_scaler=tr.scaler,
+            sampler_state=sampler_state,
+            rank=self.rank,
+            model_config=tr.model_config,
+            extra={"rng": rng_state(), "run_id": self.state.run_id, "sampler_exact": exact},
+        )
+        if self.rank == 0:
+            logging.info("saved %s", path)
+            remove_old_checkpoints(self.params.exp_dir, self.params.keep_last_k, self.state.run_id)
+
+
+def fit_one_epoch(
+    params: argparse.Namespace,
+    state: TrainState,
+    tr: Trainables,
+    loaders: tuple[Any, Any],
+    device: torch.device,
+    *,
+    first_epoch: bool,
+    resume_rng: dict | None,
+    tb: Any,
+    guard: NonFiniteGuard,
+    save: CheckpointSaver,
+    rank: int,
+    world_size: int,
+) -> None:
+    """Train epoch ``state.cur_epoch`` (its remainder when resuming inside it) and save
+    ``epoch-N.pt``."""
+    train_dl, valid_dl = loaders
+    epoch = state.cur_epoch
+    resuming_mid_epoch = first_epoch and state.batch_idx_epoch > 0
+    if not resuming_mid_epoch:
+        state.batch_idx_epoch = 0
+        tr.scheduler.step_epoch(epoch - 1)
+        sampler = getattr(train_dl, "sampler", None)
+        if sampler is not None and hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch - 1)
+        fix_random_seed(params.seed + epoch - 1 + 1000 * rank)
+    if tb is not None:
+        tb.add_scalar("train/epoch", epoch, state.batch_idx_train)
+    epoch_dl = train_dl
+    if resuming_mid_epoch and resume_rng is not None:
+        epoch_dl = RestoreRngAfterIter(train_dl, resume_rng)
+    tot = train_one_epoch(
+        params,
+        tr.ddp_model,
+        tr.model_avg,
+        tr.optimizer,
+        tr.scheduler,
+        epoch_dl,
+        valid_dl,
+        device,
+        scaler=tr.scaler,
+        tb_writer=tb,
+        rank=rank,
+        world_size=world_size,
+        guard=guard,
+        save_fn=save,
+        state=state,
+    )
+    logging.info("epoch %d done: %s", epoch, tot)
+    if state.batch_idx_epoch == 0:
+        logging.warning(
+            "epoch %d produced no training batch: every cut was filtered out, or the "
+            "sampler dropped every incomplete batch (small data with --drop-last 1 and "
+            "many --num-buckets). Try --drop-last 0 or fewer buckets.",
+            epoch,
+        )
+    save(params.exp_dir / f"epoch-{epoch}.pt")
+
+
+def _run(rank: int, world_size: int, params: argparse.Namespace, data_factory: Callable) -> None:
+    from gmot import env_info
+
+    device = start_rank(params, rank, world_size)
+    resume = load_resume_checkpoint(params)
+    state = new_train_state(params, resume, world_size)
+    tr = build_trainables(params, resume, device, rank, world_size)
+    sampler_state = resume_rng = None
+    if resume is not None:
         if params.start_batch > 0:
             sampler_state = resume.get("sampler")
         if resume.get("rng") is not None and rank == 0:
@@ -716,88 +478,32 @@ def _run(rank: int, world_size: int, params: Any, data_factory: Callable) -> Non
     del resume
 
     train_dl, valid_dl = data_factory(params, sampler_state, world_size, rank)
-    tb = None
-    if params.tensorboard and rank == 0:
-        from torch.utils.tensorboard import SummaryWriter
-
-        tb = SummaryWriter(log_dir=str(params.exp_dir / "tensorboard"))
-        tb.add_text("env", format_env_info().replace("\n", "  \n"), 0)
+    tb = open_tensorboard(params, rank)
     if params.scan_oom and params.start_batch == 0:
-        scan_pessimistic_batches(params, ddp_model, optimizer, train_dl, device)
-
-    def state_params() -> dict:
-        out = {}
-        for k, v in vars(params).items():
-            if isinstance(v, (int, float, str, bool, type(None))):
-                out[k] = v
-            elif isinstance(v, Path):
-                out[k] = str(v)
-        return out
-
-    def save(path: Path) -> None:
-        state, exact = sampler_state_for_resume(train_dl)
-        save_checkpoint(
-            path,
-            model=model,
-            params=state_params(),
-            model_avg=model_avg,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            grad_scaler=scaler,
-            sampler_state=state,
-            rank=rank,
-            model_config=model_config,
-            extra={"rng": rng_state(), "run_id": params.run_id, "sampler_exact": exact},
+        scan_pessimistic_batches(
+            params, tr.ddp_model, tr.optimizer, train_dl, device, state.batch_idx_train
         )
-        if rank == 0:
-            logging.info("saved %s", path)
-            _remove_old_checkpoints(params.exp_dir, params.keep_last_k, params.run_id)
-
+    save = CheckpointSaver(params, state, tr, train_dl, rank)
     guard = NonFiniteGuard(params.max_nonfinite_batches)
-    env = env_info()
-    logging.info("gmot git revision %s", env.get("gmot_git", "?"))
-    first_epoch = params.cur_epoch
+    logging.info("gmot git revision %s", env_info().get("gmot_git", "?"))
+    first_epoch = state.cur_epoch
     for epoch in range(first_epoch, params.num_epochs + 1):
-        params.cur_epoch = epoch
-        resuming_mid_epoch = epoch == first_epoch and params.batch_idx_epoch > 0
-        if not resuming_mid_epoch:
-            params.batch_idx_epoch = 0
-            scheduler.step_epoch(epoch - 1)
-            sampler = getattr(train_dl, "sampler", None)
-            if sampler is not None and hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(epoch - 1)
-            fix_random_seed(params.seed + epoch - 1 + 1000 * rank)
-        if tb is not None:
-            tb.add_scalar("train/epoch", epoch, params.batch_idx_train)
-        epoch_dl = train_dl
-        if resuming_mid_epoch and resume_rng is not None:
-            epoch_dl = _RestoreRngAfterIter(train_dl, resume_rng)
-        tot = train_one_epoch(
+        state.cur_epoch = epoch
+        fit_one_epoch(
             params,
-            ddp_model,
-            model_avg,
-            optimizer,
-            scheduler,
-            epoch_dl,
-            valid_dl,
+            state,
+            tr,
+            (train_dl, valid_dl),
             device,
-            scaler=scaler,
-            tb_writer=tb,
+            first_epoch=epoch == first_epoch,
+            resume_rng=resume_rng,
+            tb=tb,
+            guard=guard,
+            save=save,
             rank=rank,
             world_size=world_size,
-            guard=guard,
-            save_fn=save,
         )
-        logging.info("epoch %d done: %s", epoch, tot if isinstance(tot, MetricsTracker) else "")
-        if params.batch_idx_epoch == 0:
-            logging.warning(
-                "epoch %d produced no training batch: every cut was filtered out, or the "
-                "sampler dropped every incomplete batch (small data with --drop-last 1 and "
-                "many --num-buckets). Try --drop-last 0 or fewer buckets.",
-                epoch,
-            )
-        save(params.exp_dir / f"epoch-{epoch}.pt")
-        if params.max_batches > 0 and params.batch_idx_train >= params.max_batches:
+        if params.max_batches > 0 and state.batch_idx_train >= params.max_batches:
             logging.info("--max-batches %d reached; stopping", params.max_batches)
             break
     if tb is not None:

@@ -43,8 +43,8 @@ def worker(rank: int, out: str, port: int) -> None:
     setup_dist(rank, 2, port, backend="gloo")
     model = _model()
     ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-    params = make_params(gmot_loss_scale=0.5, batch_idx_train=5)
-    loss, _, _ = compute_loss(params, ddp, _halves()[rank], torch.device("cpu"), True)
+    params = make_params(gmot_loss_scale=0.5)
+    loss, _, _ = compute_loss(params, ddp, _halves()[rank], torch.device("cpu"), True, 5)
     loss.backward()
     if rank == 0:
         torch.save(_grads(model), Path(out) / "grads-ws2.pt")
@@ -56,11 +56,11 @@ def main() -> None:
     torch.set_num_threads(1)
     # world size 1: the mean of the two halves' gradients (what DDP's all-reduce computes)
     model = _model()
-    params = make_params(gmot_loss_scale=0.5, batch_idx_train=5)
+    params = make_params(gmot_loss_scale=0.5)
     acc = None
     for half in _halves():
         model.zero_grad()
-        loss, _, _ = compute_loss(params, model, half, torch.device("cpu"), True)
+        loss, _, _ = compute_loss(params, model, half, torch.device("cpu"), True, 5)
         loss.backward()
         g = _grads(model)
         acc = g if acc is None else {k: acc[k] + g[k] for k in acc}

@@ -20,6 +20,7 @@ class _Recorder:
     def __init__(self, loader: Any, params: Any) -> None:
         self.loader, self.params = loader, params
         self.kill_at = int(os.environ.get("KILL_AT_BATCH", "0"))
+        self.handed = params.start_batch  # global index of the last batch handed to training
 
     def __getattr__(self, name: str) -> Any:  # sampler, consumed_sampler_state, num_workers
         return getattr(self.loader, name)
@@ -31,7 +32,8 @@ class _Recorder:
     def _gen(self, it):
         out = Path(self.params.exp_dir) / "batches.txt"
         for batch in it:
-            b = self.params.batch_idx_train + 1  # the global index this batch will train as
+            self.handed += 1
+            b = self.handed  # the global index this batch will train as
             if b == self.kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
             with out.open("a", encoding="utf-8") as f:

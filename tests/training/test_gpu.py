@@ -33,7 +33,6 @@ def test_mixed_precision_step_on_gpu(dtype):
     scaler = torch.amp.GradScaler("cuda", init_scale=1.0, enabled=dtype == "fp16")
     params = make_params(gmot_loss_scale=0.5, use_bf16=dtype == "bf16", use_fp16=dtype == "fp16")
     batch = synthetic.collate(synthetic.make_utterances(4))
-    params.batch_idx_train = 1
     # eval mode (no layer skipping): the mixed-precision loss is close to the fp32 one
     model.eval()
     with torch.no_grad():
@@ -45,7 +44,7 @@ def test_mixed_precision_step_on_gpu(dtype):
     assert mp.dtype == torch.float32
     assert abs(float(mp) - float(ref)) < 0.05 * abs(float(ref))
     model.train()
-    loss, m, _ = compute_loss(params, model, batch, dev, is_training=True)
+    loss, m, _ = compute_loss(params, model, batch, dev, is_training=True, batch_idx_train=1)
     assert torch.isfinite(loss)
     scaler.scale(loss).backward()
     scaler.step(opt)

@@ -30,7 +30,6 @@ HEADS = {
 
 def make_params(**kw) -> argparse.Namespace:
     p = dict(
-        batch_idx_train=0,
         warm_step=20,
         prune_range=5,
         am_scale=0.0,
@@ -93,8 +92,9 @@ def test_head_combination_loss_falls(heads, gmot):
     before = eval_terms()
     steps = 16
     for step in range(steps):
-        params.batch_idx_train = step + 1
-        loss, m, _ = compute_loss(params, model, batches[step % 2], dev, is_training=True)
+        loss, m, _ = compute_loss(
+            params, model, batches[step % 2], dev, is_training=True, batch_idx_train=step + 1
+        )
         assert torch.isfinite(loss)
         assert ("gmot" in m) == gmot
         loss.backward()

@@ -98,13 +98,13 @@ def test_stale_temp_files_removed_and_file_modes(tmp_path):
 
 
 def test_keep_last_k_deletes_only_this_runs_files(tmp_path):
-    from gmot.training.train import _remove_old_checkpoints
+    from gmot.training.run_dir import remove_old_checkpoints
 
     for b in (24, 28):
         _save(tmp_path / f"checkpoint-{b}.pt", "old-run", 1.0, b)
     for b in (2, 4, 6):
         _save(tmp_path / f"checkpoint-{b}.pt", "new-run", 2.0, b)
-    _remove_old_checkpoints(tmp_path, 2, "new-run")
+    remove_old_checkpoints(tmp_path, 2, "new-run")
     left = sorted(int(p.stem.split("-")[1]) for p in tmp_path.glob("checkpoint-*.pt"))
     assert left == [4, 6, 24, 28]
 

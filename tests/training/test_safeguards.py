@@ -55,17 +55,13 @@ def _loop_params(tmp_path, **kw):
     for k, v in dict(
         exp_dir=tmp_path,
         max_nonfinite_batches=1,
-        ref_batch_count_scale=1.0,
-        batch_idx_epoch=0,
         reset_interval=200,
         average_period=100,
         save_every_n=0,
         log_interval=100,
         plot_plan_interval=0,
         valid_interval=0,
-        best_valid_loss=float("inf"),
         max_batches=0,
-        cur_epoch=1,
     ).items():
         setattr(p, k, v)
     return p
