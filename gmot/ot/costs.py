@@ -4,7 +4,7 @@ All builders are batched over a leading dimension ``B`` and take sequence length
 utterance's positional terms use its own length. Padded entries of the returned matrices are
 filled with 0; the solver ignores them anyway because padding carries zero mass.
 
-Notation (spec ``shared/spec/gmot.md``): acoustic frames ``h_i`` (``i < La``), linguistic tokens
+Notation (``docs/method.md``): acoustic frames ``h_i`` (``i < La``), linguistic tokens
 ``z_k`` (``k < Lt``).
 
 - node cost ``D_AL[i, k] = 1 - cos(h_i, z_k)`` in ``[0, 2]`` (:func:`node_cost`);

@@ -1,6 +1,6 @@
 """Zipformer configurations: the published small / medium / large and a tiny one for tests.
 
-Per-stack values follow the table in shared/spec/zipformer.md (icefall's published recipes).
+Per-stack values follow icefall's published recipes (table in docs/zipformer.md).
 """
 
 from __future__ import annotations
