@@ -1,10 +1,16 @@
 """Synthesise the embedded offline "hsk" corpus in AISHELL-1's directory layout.
 
-Sentences: the ``hsk-sentences-audio`` package (HSK 3.0 graded sentences with tone-numbered
-pinyin, CC-BY-SA-4.0). Speech: espeak-ng 1.52 (``espeakng-loader``), voice ``cmn-latn-pinyin``
-fed the package's tone-numbered pinyin (no grapheme-to-phoneme step, so no polyphone errors).
-Transcripts: the Chinese characters with punctuation removed, words separated by spaces like
-AISHELL-1's ``aishell_transcript_v0.8.txt``.
+Text (:mod:`gmot.data.hsk_text`): the characters of the HSK 3.0 sentences up to ``max_level``
+(``hsk-sentences-audio``, CC-BY-SA-4.0; 301 characters at level 1). Training reads thousands of
+distinct sentences: the natural HSK sentences written with those characters that are not held
+out, plus sentences sampled from a word-bigram model of the HSK text. Dev and test read held-out
+natural sentences that never occur in training.
+
+Speech: espeak-ng 1.52 (``espeakng-loader``), voice ``cmn-latn-pinyin`` fed tone-numbered
+pinyin (the HSK readings, or pypinyin's for a share ``pypinyin_prob`` of utterances, so the
+model hears both conventions). A speaker is a voice variant with a base pitch and rate drawn
+from continuous ranges; train, dev and test use disjoint voice *variants* (not only disjoint
+pitch/rate triples), so dev and test measure generalisation to unseen voices.
 
 Layout written under ``<out_dir>``::
 
@@ -12,28 +18,53 @@ Layout written under ``<out_dir>``::
     data_aishell/transcript/aishell_transcript_v0.8.txt
     data_aishell/LICENSE-and-ATTRIBUTION.txt
     data_aishell/speakers.tsv                                       speaker -> voice settings
+    data_aishell/utterances.tsv                                     utterance -> pinyin, source
 
-Speakers are (voice variant, pitch, rate) triples; train, dev and test use disjoint speakers and
-disjoint sentences. Each utterance gets random leading/trailing silence, random gain, optionally a
-small synthetic reverb, and white or pink noise at a random SNR; everything derives from ``seed``.
+Each utterance gets random leading/trailing silence, random gain, optionally a small synthetic
+reverb, and white or pink noise at a random SNR; everything derives from ``seed``. Audio is
+written by worker processes over fixed chunks of utterances, each chunk in a fresh process, so
+the output does not depend on the number of jobs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
+import multiprocessing as mp
 import random
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-_NON_CJK = re.compile(r"[^\u4e00-\u9fff]")
-_EXCLUDED_VARIANTS = {"whisper", "whisperf"}  # near-silent, unvoiced
-_PITCHES = (30, 45, 60, 75)
-_RATES = (130, 160, 190)
+from gmot.data.hsk_text import (
+    Sentence,
+    WordBigram,
+    charset,
+    hsk_word_runs,
+    natural_sentences,
+    pinyin_of,
+)
+from gmot.data.seeding import hash_str
+
+# whisper*: near-silent, unvoiced. The others give different audio for the same call in two
+# fresh processes with espeak-ng 1.52 (espeakng-loader 0.2.4), so a corpus using them could not
+# be rebuilt byte for byte; tests/data/test_hsk_corpus.py checks the rest are reproducible.
+_EXCLUDED_VARIANTS = {
+    "whisper",
+    "whisperf",
+    "Alicia",
+    "Demonic",
+    "f2",
+    "f3",
+    "f5",
+    "sandro",
+    "victor",
+}
+PITCH_RANGE = (10, 90)  # espeak base pitch, 0..100
+RATE_RANGE = (110, 230)  # words per minute
 TARGET_SR = 16000
 
 LICENSE_TEXT = """\
@@ -45,8 +76,9 @@ Text (sentences, words, tone-numbered pinyin)
   hsk-sentences-audio 1.0.0 (PyPI), https://github.com/no7z/hsk-sentences-audio
   Dataset licence: CC-BY-SA-4.0 (https://creativecommons.org/licenses/by-sa/4.0/);
   code licence: MIT. Attribution: "hsk-sentences-audio contributors"; full provenance in
-  that repository's ATTRIBUTION.md. Changes made here: punctuation removed, a subset of
-  HSK levels / lengths selected, text rendered to speech. Because the transcripts are
+  that repository's ATTRIBUTION.md. Changes made here: punctuation removed, sentences restricted to
+  the characters of the chosen HSK levels, new sentences sampled from a word-bigram model of
+  the HSK text, text rendered to speech. Because the transcripts are
   derived from a CC-BY-SA-4.0 dataset, this corpus (transcripts and audio) is shared
   under CC-BY-SA-4.0 as well.
 
@@ -64,64 +96,331 @@ class Speaker:
     """One synthetic speaker: espeak voice variant, base pitch (0..100) and rate (words/min)."""
 
     spk_id: str
+    split: str
     variant: str
     pitch: int
     rate: int
 
 
-def load_sentences(max_level: int, min_chars: int, max_chars: int) -> list[dict]:
-    """HSK sentences up to ``max_level`` whose character count lies in [min_chars, max_chars].
+@dataclass(frozen=True)
+class Utterance:
+    """One utterance to synthesise: the speaker's settings with this utterance's jitter."""
 
-    Returns dicts with ``id``, ``text`` (space-separated words, CJK only), ``pinyin``.
-    Sentences whose pinyin syllable count differs from the character count are skipped.
-    """
-    import hsk_sentences_audio as hsk
-
-    out = []
-    for s in hsk.load_sentences():
-        if s["hsk_level"] > max_level:
-            continue
-        chars = _NON_CJK.sub("", s["chinese"])
-        pinyin = s["pinyin_numbered"].split()
-        if not (min_chars <= len(chars) <= max_chars) or len(pinyin) != len(chars):
-            continue
-        words = [_NON_CJK.sub("", t["word"]) for t in s.get("tokens", [])]
-        words = [w for w in words if w]
-        if "".join(words) != chars:
-            words = list(chars)
-        out.append({"id": s["id"], "text": " ".join(words), "pinyin": " ".join(pinyin)})
-    return out
+    utt_id: str
+    split: str
+    speaker: Speaker
+    sentence: Sentence
+    pinyin: str
+    pitch: int
+    rate: int
 
 
-def split_sentences(sents: list[dict], n_held: int) -> dict[str, list[dict]]:
-    """Disjoint test/dev/train sentence lists. Held-out (dev/test) sentences are taken, in the
-    given order, only if each of their characters still occurs in at least one remaining
-    sentence, so every dev/test character is in the train vocabulary."""
-    from collections import Counter
+def usable_variants() -> list[str]:
+    """The espeak voice variants the corpus draws speakers from (sorted)."""
+    from gmot.data.espeak import list_variants
 
-    counts = Counter(ch for s in sents for ch in s["text"].replace(" ", ""))
-    dev, test, train = [], [], []
-    for s in sents:
-        chars = Counter(s["text"].replace(" ", ""))
-        room = len(test) < n_held or len(dev) < n_held
-        if room and all(counts[c] > k for c, k in chars.items()):
-            (test if len(test) < n_held else dev).append(s)
-            counts.subtract(chars)
-        else:
+    return [v for v in list_variants() if v not in _EXCLUDED_VARIANTS]
+
+
+def split_variants(rng: random.Random, held: int) -> dict[str, list[str]]:
+    """Disjoint voice-variant pools: ``held`` each for dev and test, the rest for train."""
+    variants = usable_variants()
+    if held < 1 or 2 * held >= len(variants):
+        raise ValueError(
+            f"held_variants={held}: need 1 <= 2 * held_variants < {len(variants)} (the espeak "
+            "variants available), so that train keeps some"
+        )
+    rng.shuffle(variants)
+    return {
+        "dev": variants[:held],
+        "test": variants[held : 2 * held],
+        "train": variants[2 * held :],
+    }
+
+
+def make_speakers(
+    rng: random.Random, split: str, variants: list[str], num: int, start_index: int
+) -> list[Speaker]:
+    """``num`` speakers of ``split`` cycling through ``variants``, base pitch and rate drawn
+    uniformly from PITCH_RANGE and RATE_RANGE; ids S{start_index:04d}, ..."""
+    return [
+        Speaker(
+            f"S{start_index + i:04d}",
+            split,
+            variants[i % len(variants)],
+            rng.randint(*PITCH_RANGE),
+            rng.randint(*RATE_RANGE),
+        )
+        for i in range(num)
+    ]
+
+
+def select_text(
+    rng: random.Random,
+    *,
+    max_level: int,
+    min_chars: int,
+    max_chars: int,
+    num_train: int,
+    held_sentences: int,
+) -> dict[str, list[Sentence]]:
+    """Sentences per split: dev/test get ``held_sentences`` held-out natural sentences each,
+    train gets the other natural sentences and distinct sampled ones, ``num_train`` in all
+    (distinct unless the bigram model runs out). Held-out sentences with a character that no
+    training sentence has are given back to train."""
+    chars = charset(max_level)
+    natural = natural_sentences(chars, min_chars, max_chars)
+    rng.shuffle(natural)
+    if held_sentences < 1 or 2 * held_sentences > len(natural) // 2:
+        raise ValueError(
+            f"held_sentences={held_sentences}: only {len(natural)} natural sentences of "
+            f"{min_chars}-{max_chars} characters exist at max_level {max_level}; dev and test "
+            f"together may take at most half of them ({len(natural) // 4} each)"
+        )
+    held = natural[: 2 * held_sentences]
+    held_text = {s.chars for s in held}
+    train = natural[2 * held_sentences :][:num_train]
+    bigram = WordBigram(hsk_word_runs(chars, held_text))
+    seen = {s.chars for s in train} | held_text
+    attempts = 0
+    while len(train) < num_train and attempts < 20 * num_train:
+        attempts += 1
+        s = bigram.sample(rng, min_chars, max_chars)
+        if s.chars not in seen:
+            seen.add(s.chars)
             train.append(s)
+    if len(train) < num_train:
+        logging.warning(
+            "hsk text: only %d distinct training sentences; the rest repeat them", len(train)
+        )
+        train = [train[i % len(train)] for i in range(num_train)]
+    train_chars = {c for s in train for c in s.chars}
+    dev, test = (
+        [s for s in part if set(s.chars) <= train_chars]
+        for part in (held[:held_sentences], held[held_sentences:])
+    )
+    if not dev or not test:
+        raise ValueError(
+            f"no {'dev' if not dev else 'test'} sentence left whose characters all occur in the "
+            f"{len(train)} training sentences (max_level {max_level}, {held_sentences} held out "
+            "per split); raise --num-train or --held-sentences"
+        )
     return {"train": train, "dev": dev, "test": test}
 
 
-def make_speakers(rng: random.Random, num: int, start_index: int = 2) -> list[Speaker]:
-    """``num`` distinct speakers drawn from variants x pitches x rates (ids S0002, S0003, ...)."""
-    from gmot.data.espeak import list_variants
+def plan_utterances(
+    *,
+    num_train: int,
+    num_dev: int,
+    num_test: int,
+    utts_per_speaker: int,
+    max_level: int,
+    min_chars: int,
+    max_chars: int,
+    held_sentences: int,
+    held_variants: int,
+    pypinyin_prob: float,
+    seed: int,
+) -> list[Utterance]:
+    """Every utterance of the corpus with its text, pinyin and voice settings (no audio)."""
+    sizes = {"train": num_train, "dev": num_dev, "test": num_test}
+    for name, v in sizes.items():
+        if v < 1:
+            raise ValueError(f"num_{name} must be >= 1, got {v}")
+    if utts_per_speaker < 1:
+        raise ValueError(f"utts_per_speaker must be >= 1, got {utts_per_speaker}")
+    if not 0.0 <= pypinyin_prob <= 1.0:
+        raise ValueError(f"pypinyin_prob must be in [0, 1], got {pypinyin_prob}")
+    rng = random.Random(seed)
+    text = select_text(
+        rng,
+        max_level=max_level,
+        min_chars=min_chars,
+        max_chars=max_chars,
+        num_train=num_train,
+        held_sentences=held_sentences,
+    )
+    pools = split_variants(rng, held_variants)
+    out: list[Utterance] = []
+    next_spk = 2
+    for split in ("train", "dev", "test"):
+        n_spk = math.ceil(sizes[split] / utts_per_speaker)
+        speakers = make_speakers(rng, split, pools[split], n_spk, next_spk)
+        next_spk += n_spk
+        order: list[Sentence] = []
+        while len(order) < sizes[split]:  # cycle through the split's sentences, reshuffled
+            block = text[split][:]
+            rng.shuffle(block)
+            order.extend(block)
+        for i, sent in enumerate(order[: sizes[split]]):
+            spk = speakers[i // utts_per_speaker]
+            syl = pinyin_of(sent.chars) if rng.random() < pypinyin_prob else sent.pinyin
+            out.append(
+                Utterance(
+                    utt_id=f"BAC009{spk.spk_id}W{i % utts_per_speaker + 1:04d}",
+                    split=split,
+                    speaker=spk,
+                    sentence=sent,
+                    pinyin=" ".join(syl),
+                    pitch=int(np.clip(spk.pitch + rng.randint(-5, 5), 0, 100)),
+                    rate=int(np.clip(spk.rate + rng.randint(-10, 10), 80, 450)),
+                )
+            )
+    return out
 
-    variants = [v for v in list_variants() if v not in _EXCLUDED_VARIANTS]
-    combos = [(v, p, r) for v in variants for p in _PITCHES for r in _RATES]
-    if num > len(combos):
-        raise ValueError(f"asked for {num} speakers but only {len(combos)} combinations exist")
-    picked = rng.sample(combos, num)
-    return [Speaker(f"S{start_index + i:04d}", v, p, r) for i, (v, p, r) in enumerate(picked)]
+
+def _synth_chunk(args: tuple[Path, list[Utterance], int]) -> int:
+    """Worker: synthesise, augment and write one chunk of utterances (fresh process)."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    from gmot.data.espeak import EspeakSynth
+
+    root, utts, seed = args
+    tts = EspeakSynth("cmn-latn-pinyin")
+    for u in utts:
+        raw = tts.synth(u.pinyin, variant=u.speaker.variant, rate=u.rate, pitch=u.pitch)
+        if raw.size == 0:
+            raise RuntimeError(f"espeak-ng produced no audio for {u.utt_id} ({u.pinyin!r})")
+        x = resample_poly(raw.astype(np.float64) / 32768.0, 320, 441)
+        y = augment(x, np.random.default_rng([seed, hash_str(u.utt_id)]))
+        wav_dir = root / "wav" / u.split / u.speaker.spk_id
+        wav_dir.mkdir(parents=True, exist_ok=True)
+        sf.write(wav_dir / f"{u.utt_id}.wav", y, TARGET_SR, subtype="PCM_16")
+    return len(utts)
+
+
+def synthesize_corpus(
+    out_dir: str | Path,
+    *,
+    num_train: int = 6000,
+    num_dev: int = 300,
+    num_test: int = 300,
+    utts_per_speaker: int = 20,
+    max_level: int = 1,
+    min_chars: int = 4,
+    max_chars: int = 16,
+    held_sentences: int = 60,
+    held_variants: int = 6,
+    pypinyin_prob: float = 0.3,
+    seed: int = 42,
+    num_jobs: int = 1,
+    chunk_size: int = 250,
+) -> dict[str, int]:
+    """Write the corpus; returns the number of utterances per split. See the module docstring.
+
+    Raises ValueError for impossible requests (more held-out sentences or voice variants than
+    exist, a split left empty) before anything is written. ``chunk_size`` utterances are
+    written per fresh worker process (``num_jobs`` at a time).
+    """
+    utts = plan_utterances(
+        num_train=num_train,
+        num_dev=num_dev,
+        num_test=num_test,
+        utts_per_speaker=utts_per_speaker,
+        max_level=max_level,
+        min_chars=min_chars,
+        max_chars=max_chars,
+        held_sentences=held_sentences,
+        held_variants=held_variants,
+        pypinyin_prob=pypinyin_prob,
+        seed=seed,
+    )
+    return write_corpus(out_dir, utts, seed=seed, num_jobs=num_jobs, chunk_size=chunk_size)
+
+
+def write_corpus(
+    out_dir: str | Path,
+    utts: list[Utterance],
+    *,
+    seed: int,
+    num_jobs: int = 1,
+    chunk_size: int = 250,
+) -> dict[str, int]:
+    """Synthesise ``utts`` into ``<out_dir>/data_aishell`` (wavs, transcript, speakers.tsv,
+    utterances.tsv, licence); returns the number of utterances per split."""
+    root = Path(out_dir) / "data_aishell"
+    (root / "transcript").mkdir(parents=True, exist_ok=True)
+    chunks = [(root, utts[i : i + chunk_size], seed) for i in range(0, len(utts), chunk_size)]
+    t0 = time.time()
+    done = 0
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(max(1, min(num_jobs, len(chunks))), maxtasksperchild=1) as pool:
+        for n in pool.imap(_synth_chunk, chunks):
+            done += n
+            logging.info("hsk: %d / %d utterances (%.1f s)", done, len(utts), time.time() - t0)
+    lines = sorted(f"{u.utt_id} {u.sentence.text}" for u in utts)
+    (root / "transcript" / "aishell_transcript_v0.8.txt").write_text(
+        "\n".join(lines) + "\n", encoding="utf-8"
+    )
+    spk_lines = ["speaker\tsplit\tvariant\tpitch\trate"]
+    for spk in dict.fromkeys(u.speaker for u in utts):
+        spk_lines.append(f"{spk.spk_id}\t{spk.split}\t{spk.variant}\t{spk.pitch}\t{spk.rate}")
+    (root / "speakers.tsv").write_text("\n".join(spk_lines) + "\n", encoding="utf-8")
+    utt_lines = ["utterance\tsplit\tsource\tpitch\trate\tpinyin"]
+    utt_lines += [
+        f"{u.utt_id}\t{u.split}\t{u.sentence.source}\t{u.pitch}\t{u.rate}\t{u.pinyin}" for u in utts
+    ]
+    (root / "utterances.tsv").write_text("\n".join(utt_lines) + "\n", encoding="utf-8")
+    (root / "LICENSE-and-ATTRIBUTION.txt").write_text(LICENSE_TEXT, encoding="utf-8")
+    return {s: n for s in ("train", "dev", "test") if (n := sum(u.split == s for u in utts))}
+
+
+def plan_text_set(
+    lines: list[str],
+    *,
+    split: str = "test",
+    readings: int = 5,
+    utts_per_speaker: int = 10,
+    variants: list[str] | None = None,
+    pitch_range: tuple[int, int] = (0, 100),
+    rate_range: tuple[int, int] = (90, 260),
+    seed: int = 7,
+) -> list[Utterance]:
+    """Utterances reading each line of ``lines`` (Chinese text; spaces separate words, other
+    non-CJK characters are dropped) ``readings`` times with pypinyin's pinyin, by speakers drawn
+    from ``variants`` (default: every usable one) and the given pitch and rate ranges: a set
+    built independently of the corpus's own text and voices, for checking generalisation."""
+    import re
+
+    rng = random.Random(seed)
+    sents = []
+    for i, line in enumerate(lines):
+        words = tuple(w for w in (re.sub(r"[^\u4e00-\u9fff]", "", t) for t in line.split()) if w)
+        if words:
+            chars = "".join(words)
+            sents.append(Sentence(words, pinyin_of(chars), f"line{i + 1}"))
+    if not sents:
+        raise ValueError("no line with Chinese characters in the text")
+    pool = list(variants) if variants else usable_variants()
+    unknown = set(pool) - set(usable_variants())
+    if unknown:
+        raise ValueError(f"unknown or excluded espeak variants: {sorted(unknown)}")
+    order = [s for _ in range(readings) for s in sents]
+    rng.shuffle(order)
+    n_spk = math.ceil(len(order) / utts_per_speaker)
+    speakers = [
+        Speaker(
+            f"S{9000 + i:04d}",
+            split,
+            rng.choice(pool),
+            rng.randint(*pitch_range),
+            rng.randint(*rate_range),
+        )
+        for i in range(n_spk)
+    ]
+    return [
+        Utterance(
+            utt_id=f"BAC009{speakers[i // utts_per_speaker].spk_id}W{i % utts_per_speaker + 1:04d}",
+            split=split,
+            speaker=speakers[i // utts_per_speaker],
+            sentence=sent,
+            pinyin=" ".join(sent.pinyin),
+            pitch=speakers[i // utts_per_speaker].pitch,
+            rate=speakers[i // utts_per_speaker].rate,
+        )
+        for i, sent in enumerate(order)
+    ]
 
 
 def _pink_noise(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -133,7 +432,13 @@ def _pink_noise(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def augment(x: np.ndarray, rng: np.random.Generator, sr: int = TARGET_SR) -> np.ndarray:
-    """Silence padding, optional reverb, noise at 5..30 dB SNR, random gain; float32 in [-1, 1]."""
+    """Silence padding, optional reverb, noise at 5..30 dB SNR, random gain; float32 in [-1, 1].
+
+    Args:
+        x: (N,) float samples at ``sr`` Hz.
+    """
+    from scipy.signal import fftconvolve
+
     lead = np.zeros(int(sr * rng.uniform(0.05, 0.35)), dtype=np.float64)
     trail = np.zeros(int(sr * rng.uniform(0.05, 0.35)), dtype=np.float64)
     short = max(0, int(sr * 1.1) - (lead.size + x.size + trail.size))  # at least 1.1 s
@@ -144,7 +449,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, sr: int = TARGET_SR) -> np.
         rir = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)
         rir[0] = 1.0
         rir /= np.sqrt((rir**2).sum())
-        x = np.convolve(x, rir)[: x.shape[0]]
+        x = fftconvolve(x, rir)[: x.shape[0]]
     p_sig = np.mean(x**2) + 1e-12
     noise = rng.standard_normal(x.shape[0]) if rng.random() < 0.5 else _pink_noise(rng, x.shape[0])
     snr_db = rng.uniform(5.0, 30.0)
@@ -154,103 +459,50 @@ def augment(x: np.ndarray, rng: np.random.Generator, sr: int = TARGET_SR) -> np.
     return (x * gain).astype(np.float32)
 
 
-def synthesize_corpus(
-    out_dir: str | Path,
-    *,
-    num_train: int = 3000,
-    num_dev: int = 300,
-    num_test: int = 300,
-    utts_per_speaker: int = 50,
-    max_level: int = 3,
-    min_chars: int = 3,
-    max_chars: int = 16,
-    seed: int = 42,
-) -> dict[str, int]:
-    """Write the corpus; returns the number of utterances per split. See the module docstring."""
-    import soundfile as sf
-    from scipy.signal import resample_poly
-
-    from gmot.data.espeak import EspeakSynth
-
-    for name, v in (("num_train", num_train), ("num_dev", num_dev), ("num_test", num_test)):
-        if v < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
-    out_dir = Path(out_dir)
-    root = out_dir / "data_aishell"
-    rng = random.Random(seed)
-    sents = load_sentences(max_level, min_chars, max_chars)
-    rng.shuffle(sents)
-    held = split_sentences(sents, max(1, len(sents) // 10))
-    sizes = {"train": num_train, "dev": num_dev, "test": num_test}
-    n_spk = {k: max(1, -(-v // utts_per_speaker)) for k, v in sizes.items()}
-    speakers = make_speakers(rng, sum(n_spk.values()))
-    spk_split = {
-        "train": speakers[: n_spk["train"]],
-        "dev": speakers[n_spk["train"] : n_spk["train"] + n_spk["dev"]],
-        "test": speakers[n_spk["train"] + n_spk["dev"] :],
-    }
-    tts = EspeakSynth("cmn-latn-pinyin")
-    (root / "transcript").mkdir(parents=True, exist_ok=True)
-    lines: list[str] = []
-    spk_lines = ["speaker\tsplit\tvariant\tpitch\trate"]
-    counts = {}
-    t0 = time.time()
-    for split in ("train", "dev", "test"):
-        pool = held[split]
-        if not pool:
-            raise ValueError(f"no sentences left for {split}; raise --max-level or --max-chars")
-        order: list[dict] = []
-        while len(order) < sizes[split]:  # cycle through the split's sentences, reshuffled
-            block = pool[:]
-            rng.shuffle(block)
-            order.extend(block)
-        order = order[: sizes[split]]
-        for i, sent in enumerate(order):
-            spk = spk_split[split][i // utts_per_speaker]
-            if i % utts_per_speaker == 0:
-                spk_lines.append(f"{spk.spk_id}\t{split}\t{spk.variant}\t{spk.pitch}\t{spk.rate}")
-            utt = f"BAC009{spk.spk_id}W{i % utts_per_speaker + 1:04d}"
-            nrng = np.random.default_rng([seed, hash_str(utt)])
-            pitch = int(np.clip(spk.pitch + nrng.integers(-5, 6), 0, 100))
-            rate = int(np.clip(spk.rate + nrng.integers(-10, 11), 80, 450))
-            raw = tts.synth(sent["pinyin"], variant=spk.variant, rate=rate, pitch=pitch)
-            x = resample_poly(raw.astype(np.float64) / 32768.0, 320, 441)
-            y = augment(x, nrng)
-            wav_dir = root / "wav" / split / spk.spk_id
-            wav_dir.mkdir(parents=True, exist_ok=True)
-            sf.write(wav_dir / f"{utt}.wav", y, TARGET_SR, subtype="PCM_16")
-            lines.append(f"{utt} {sent['text']}")
-        counts[split] = len(order)
-        logging.info("hsk %s: %d utterances (%.1f s elapsed)", split, len(order), time.time() - t0)
-    (root / "transcript" / "aishell_transcript_v0.8.txt").write_text(
-        "\n".join(sorted(lines)) + "\n", encoding="utf-8"
-    )
-    (root / "speakers.tsv").write_text("\n".join(spk_lines) + "\n", encoding="utf-8")
-    (root / "LICENSE-and-ATTRIBUTION.txt").write_text(LICENSE_TEXT, encoding="utf-8")
-    return counts
-
-
-def hash_str(s: str) -> int:
-    """Stable (process-independent) 32-bit hash of a string, for per-utterance seeds."""
-    h = 2166136261
-    for b in s.encode():
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument(
         "--output-dir", required=True, help="corpus root; data_aishell/ is created in it"
     )
-    p.add_argument("--num-train", type=int, default=3000)
-    p.add_argument("--num-dev", type=int, default=300)
-    p.add_argument("--num-test", type=int, default=300)
-    p.add_argument("--utts-per-speaker", type=int, default=50)
-    p.add_argument("--max-level", type=int, default=3, help="highest HSK level used (1..6)")
-    p.add_argument("--min-chars", type=int, default=3)
-    p.add_argument("--max-chars", type=int, default=16)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--num-train", type=int, default=6000, help="training utterances")
+    p.add_argument("--num-dev", type=int, default=300, help="dev utterances")
+    p.add_argument("--num-test", type=int, default=300, help="test utterances")
+    p.add_argument("--utts-per-speaker", type=int, default=20, help="utterances per speaker")
+    p.add_argument(
+        "--max-level",
+        type=int,
+        default=1,
+        help="character set: the characters of the HSK sentences of levels 1..max-level",
+    )
+    p.add_argument("--min-chars", type=int, default=4, help="shortest sentence (characters)")
+    p.add_argument("--max-chars", type=int, default=16, help="longest sentence (characters)")
+    p.add_argument(
+        "--held-sentences",
+        type=int,
+        default=60,
+        help="natural HSK sentences held out for dev, and as many for test",
+    )
+    p.add_argument(
+        "--held-variants",
+        type=int,
+        default=6,
+        help="espeak voice variants used only by dev, and as many only by test",
+    )
+    p.add_argument(
+        "--pypinyin-prob",
+        type=float,
+        default=0.3,
+        help="share of utterances read with pypinyin's pinyin instead of the HSK readings",
+    )
+    p.add_argument("--seed", type=int, default=42, help="seed of text, voices and noise")
+    p.add_argument(
+        "--num-jobs",
+        type=int,
+        default=1,
+        help="worker processes (the output does not depend on it)",
+    )
     return p
 
 
@@ -258,16 +510,73 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
     a = get_parser().parse_args(argv)
     t0 = time.time()
-    counts = synthesize_corpus(
-        a.output_dir,
-        num_train=a.num_train,
-        num_dev=a.num_dev,
-        num_test=a.num_test,
-        utts_per_speaker=a.utts_per_speaker,
-        max_level=a.max_level,
-        min_chars=a.min_chars,
-        max_chars=a.max_chars,
-        seed=a.seed,
-    )
+    try:
+        counts = synthesize_corpus(
+            a.output_dir,
+            num_train=a.num_train,
+            num_dev=a.num_dev,
+            num_test=a.num_test,
+            utts_per_speaker=a.utts_per_speaker,
+            max_level=a.max_level,
+            min_chars=a.min_chars,
+            max_chars=a.max_chars,
+            held_sentences=a.held_sentences,
+            held_variants=a.held_variants,
+            pypinyin_prob=a.pypinyin_prob,
+            seed=a.seed,
+            num_jobs=a.num_jobs,
+        )
+    except ValueError as e:
+        logging.error("hsk corpus: %s", e)
+        return 2
     logging.info("hsk corpus written to %s: %s in %.1f s", a.output_dir, counts, time.time() - t0)
+    return 0
+
+
+def get_text_set_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Synthesise a test set from any Chinese text file (one sentence per line) "
+        "with espeak-ng, in AISHELL-1 layout (split 'test'): a set independent of the hsk "
+        "corpus's own sentences and voices, for checking that a model generalises.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--text-file", type=Path, required=True, help="UTF-8, one sentence per line")
+    p.add_argument("--output-dir", type=Path, required=True, help="data_aishell/ is created in it")
+    p.add_argument("--readings", type=int, default=5, help="utterances per sentence")
+    p.add_argument("--utts-per-speaker", type=int, default=10, help="utterances per speaker")
+    p.add_argument(
+        "--variants", default="", help="comma-separated espeak variants (default: every usable one)"
+    )
+    p.add_argument("--pitch-range", default="0,100", help="base pitch range, min,max (0..100)")
+    p.add_argument("--rate-range", default="90,260", help="rate range, min,max (words/min)")
+    p.add_argument("--seed", type=int, default=7, help="seed of voices and noise")
+    p.add_argument("--num-jobs", type=int, default=1, help="worker processes")
+    return p
+
+
+def main_text_set(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
+    a = get_text_set_parser().parse_args(argv)
+
+    def pair(v: str, name: str) -> tuple[int, int]:
+        lo, hi = (int(x) for x in v.split(","))
+        if lo > hi:
+            raise ValueError(f"{name}: min {lo} > max {hi}")
+        return lo, hi
+
+    try:
+        utts = plan_text_set(
+            a.text_file.read_text(encoding="utf-8").splitlines(),
+            readings=a.readings,
+            utts_per_speaker=a.utts_per_speaker,
+            variants=[v for v in a.variants.split(",") if v] or None,
+            pitch_range=pair(a.pitch_range, "--pitch-range"),
+            rate_range=pair(a.rate_range, "--rate-range"),
+            seed=a.seed,
+        )
+    except (OSError, ValueError) as e:
+        logging.error("text set: %s", e)
+        return 2
+    counts = write_corpus(a.output_dir, utts, seed=a.seed, num_jobs=a.num_jobs)
+    logging.info("text set written to %s: %s", a.output_dir, counts)
     return 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data preparation for the embedded offline "hsk" corpus (synthetic Mandarin, no download).
-#   ./prepare.sh                      # everything: HSK level 1 sentences (the CPU demo's corpus)
-#   ./prepare.sh --max-level 3 --force true   # levels 1-3 (5.5x the distinct sentences), all redone
+#   ./prepare.sh                      # everything: HSK level-1 characters (the CPU demo's corpus)
+#   ./prepare.sh --num-train 12000 --force true   # twice the training audio, all redone
 #   ./prepare.sh --stage 1 --stop-stage 2
 # Stages: 0 synthesise corpus | 1 cut manifests | 2 char token table (+BPE) |
 #         3 precomputed fbank (off unless --compute-fbank true) | 4 MUSAN cuts (if --musan-dir
@@ -14,18 +14,21 @@ stage=0
 stop_stage=100
 corpus=hsk
 dl_dir=download
-num_train=3000
+num_train=6000
 num_dev=300
 num_test=300
 max_level=1
+held_sentences=60
+held_variants=6
 seed=42
+num_jobs=$(nproc)
 bpe_vocab_size=0
 compute_fbank=false
 musan_dir=download/musan
 plm_model=""
 plm_layer=-1
 force=false
-_gmot_known="stage stop_stage dl_dir num_train num_dev num_test max_level seed bpe_vocab_size compute_fbank musan_dir plm_model plm_layer force"
+_gmot_known="stage stop_stage dl_dir num_train num_dev num_test max_level held_sentences held_variants seed num_jobs bpe_vocab_size compute_fbank musan_dir plm_model plm_layer force"
 . local/parse_options.sh || exit 1
 
 . local/prepare_common.sh
@@ -33,11 +36,14 @@ corpus_dir=$dl_dir/hsk
 mkdir -p data/manifests data/lang_char "$dl_dir"
 
 # The stage-0 marker records the options the corpus was synthesised with (see run_stage).
-corpus_opts="num_train=$num_train num_dev=$num_dev num_test=$num_test max_level=$max_level seed=$seed"
+corpus_opts="num_train=$num_train num_dev=$num_dev num_test=$num_test max_level=$max_level"
+corpus_opts+=" held_sentences=$held_sentences held_variants=$held_variants seed=$seed"
 if run_stage 0 "$corpus_dir/.done" "$corpus_opts"; then
   log "Stage 0: synthesise the hsk corpus into $corpus_dir ($corpus_opts)"
   $PY ./local/synth_hsk_corpus.py --output-dir "$corpus_dir" --num-train "$num_train" \
-    --num-dev "$num_dev" --num-test "$num_test" --max-level "$max_level" --seed "$seed"
+    --num-dev "$num_dev" --num-test "$num_test" --max-level "$max_level" \
+    --held-sentences "$held_sentences" --held-variants "$held_variants" --seed "$seed" \
+    --num-jobs "$num_jobs"
   echo "$corpus_opts" > "$corpus_dir/.done"
 fi
 
