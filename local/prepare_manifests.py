@@ -28,13 +28,18 @@ def main() -> int:
     p.add_argument("--corpus", required=True, help="corpus name used in file names (hsk, aishell)")
     p.add_argument("--corpus-dir", required=True, help="directory containing data_aishell/")
     p.add_argument("--output-dir", default="data/manifests", help="where the cut manifests go")
+    p.add_argument(
+        "--splits",
+        default="train,dev,test",
+        help="comma-separated splits to read (e.g. 'test' for a set from synth_text_set.py)",
+    )
     a = p.parse_args()
-    counts = prepare_aishell_cuts(a.corpus_dir, a.output_dir, a.corpus)
+    splits = tuple(s for s in a.splits.split(",") if s)
+    counts = prepare_aishell_cuts(a.corpus_dir, a.output_dir, a.corpus, splits)
     orphans = transcripts_without_audio(Path(a.corpus_dir))
     if orphans:
         logging.warning(
-            "%s transcript: %d line(s) have no wav file in any split and were not used "
-            "(e.g. %s)",
+            "%s transcript: %d line(s) have no wav file in any split and were not used (e.g. %s)",
             a.corpus,
             len(orphans),
             ", ".join(orphans[:5]),

@@ -123,14 +123,18 @@ def usable_variants() -> list[str]:
 
 
 def split_variants(rng: random.Random, held: int) -> dict[str, list[str]]:
-    """Disjoint voice-variant pools: ``held`` each for dev and test, the rest for train."""
+    """Voice-variant pools per split: with ``held`` > 0, ``held`` variants only dev uses and as
+    many only test uses, the rest for train; with 0, every split draws from all variants (the
+    speakers, i.e. variant + pitch + rate, still differ between splits)."""
     variants = usable_variants()
-    if held < 1 or 2 * held >= len(variants):
+    if held < 0 or 2 * held >= len(variants):
         raise ValueError(
-            f"held_variants={held}: need 1 <= 2 * held_variants < {len(variants)} (the espeak "
+            f"held_variants={held}: need 0 <= 2 * held_variants < {len(variants)} (the espeak "
             "variants available), so that train keeps some"
         )
     rng.shuffle(variants)
+    if held == 0:
+        return {"dev": variants, "test": variants, "train": variants}
     return {
         "dev": variants[:held],
         "test": variants[held : 2 * held],
@@ -141,13 +145,15 @@ def split_variants(rng: random.Random, held: int) -> dict[str, list[str]]:
 def make_speakers(
     rng: random.Random, split: str, variants: list[str], num: int, start_index: int
 ) -> list[Speaker]:
-    """``num`` speakers of ``split`` cycling through ``variants``, base pitch and rate drawn
-    uniformly from PITCH_RANGE and RATE_RANGE; ids S{start_index:04d}, ..."""
+    """``num`` speakers of ``split`` cycling through ``variants`` in a random order, base pitch
+    and rate drawn uniformly from PITCH_RANGE and RATE_RANGE; ids S{start_index:04d}, ..."""
+    order = variants[:]
+    rng.shuffle(order)
     return [
         Speaker(
             f"S{start_index + i:04d}",
             split,
-            variants[i % len(variants)],
+            order[i % len(order)],
             rng.randint(*PITCH_RANGE),
             rng.randint(*RATE_RANGE),
         )
@@ -301,7 +307,7 @@ def synthesize_corpus(
     min_chars: int = 4,
     max_chars: int = 16,
     held_sentences: int = 60,
-    held_variants: int = 6,
+    held_variants: int = 0,
     pypinyin_prob: float = 0.3,
     seed: int = 42,
     num_jobs: int = 1,
@@ -487,8 +493,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--held-variants",
         type=int,
-        default=6,
-        help="espeak voice variants used only by dev, and as many only by test",
+        default=0,
+        help="espeak voice variants used only by dev, and as many only by test (0: all splits "
+        "draw from every variant; speakers differ between splits either way)",
     )
     p.add_argument(
         "--pypinyin-prob",

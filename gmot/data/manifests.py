@@ -66,12 +66,14 @@ def normalize_text(text: str) -> str:
     return "".join(text.upper().split())
 
 
-def check_aishell_layout(corpus_dir: str | Path, corpus: str = "aishell") -> Path:
-    """Return ``corpus_dir`` if it holds an AISHELL-1 layout; else raise FileNotFoundError naming
-    the missing path and how to obtain it."""
+def check_aishell_layout(
+    corpus_dir: str | Path, corpus: str = "aishell", splits: tuple[str, ...] = SPLITS
+) -> Path:
+    """Return ``corpus_dir`` if it holds an AISHELL-1 layout with ``splits``; else raise
+    FileNotFoundError naming the missing path and how to obtain it."""
     corpus_dir = Path(corpus_dir)
     how = _HOW_TO_GET.get(corpus, _HOW_TO_GET["aishell"])
-    need = [corpus_dir / TRANSCRIPT] + [corpus_dir / "data_aishell/wav" / s for s in SPLITS]
+    need = [corpus_dir / TRANSCRIPT] + [corpus_dir / "data_aishell/wav" / s for s in splits]
     for p in need:
         if not p.exists():
             raise FileNotFoundError(
@@ -91,18 +93,25 @@ def read_transcripts(path: Path) -> dict[str, str]:
 
 
 def prepare_aishell_cuts(
-    corpus_dir: str | Path, out_dir: str | Path, corpus: str = "aishell"
+    corpus_dir: str | Path,
+    out_dir: str | Path,
+    corpus: str = "aishell",
+    splits: tuple[str, ...] = SPLITS,
 ) -> dict[str, int]:
-    """Write ``<out_dir>/<corpus>_cuts_{split}.jsonl.gz``; returns the number of cuts per split."""
+    """Write ``<out_dir>/<corpus>_cuts_{split}.jsonl.gz`` for each of ``splits`` (a subset of
+    train, dev, test); returns the number of cuts per split."""
     from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
     from lhotse.qa import fix_manifests, validate_recordings_and_supervisions
 
-    corpus_dir = check_aishell_layout(corpus_dir, corpus)
+    unknown = set(splits) - set(SPLITS)
+    if unknown or not splits:
+        raise ValueError(f"splits must be a non-empty subset of {SPLITS}, got {splits}")
+    corpus_dir = check_aishell_layout(corpus_dir, corpus, tuple(splits))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     texts = read_transcripts(corpus_dir / TRANSCRIPT)
     counts = {}
-    for split in SPLITS:
+    for split in splits:
         report = DropReport(f"{corpus} {split} manifests")
         recs, sups = [], []
         for wav in sorted((corpus_dir / "data_aishell/wav" / split).rglob("*.wav")):

@@ -224,6 +224,8 @@ class AsrModel(nn.Module):
         else:
             loss = per_utt.sum()
         info = {"gmot_per_utt": per_utt.detach(), "gmot_plan": plans[0].detach()}
+        info["gmot_outer_iters"] = float(diag["outer_iters"])
+        info["gmot_unconverged"] = 0.0 if diag["outer_converged"] else 1.0
         for k in ("wd", "gw", "plan_entropy", "marginal_err"):
             v = diag.get(k)
             if isinstance(v, Tensor):

@@ -21,7 +21,9 @@ dict of *detached* values:
 - ``"plan_entropy"`` ``(B,)``: ``-sum T log T`` of the plan (nats; ``log(La Lt)`` is uniform);
 - ``"marginal_err"`` ``(B,)``: L1 error of the plan's row marginals ``sum_i |T 1 - a|``;
 - ``"mass_penalty"`` ``(B,)`` or ``None``: KL mass penalty (unbalanced only; part of the loss);
-- ``"outer_iters"``, ``"inner_iters"`` (ints): iterations used (inner summed over outer).
+- ``"outer_iters"``, ``"inner_iters"`` (ints): iterations used (inner summed over outer);
+- ``"outer_converged"`` (bool): the outer loop's last change of the plan reached ``tol``
+  (False when it stopped at ``max_iter``, or when the change was not measured).
 """
 
 from __future__ import annotations
@@ -175,6 +177,7 @@ class GMOTLoss(nn.Module):
                 "entropic_term": res.entropic_term.detach(),
                 "outer_iters": res.n_outer,
                 "inner_iters": res.n_inner,
+                "outer_converged": bool(res.outer_err <= cfg.tol),
             }
         if return_diagnostics:
             return res.value, res.plan, diag

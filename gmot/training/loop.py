@@ -145,12 +145,18 @@ def compute_loss(
         if "gmot_plan_entropy" in info:
             m["gmot_plan_entropy"] = float(info["gmot_plan_entropy"].sum())
         m["gmot_utts"] = float(info["utterances"])
+        if "gmot_unconverged" in info:  # per batch: one batched solve
+            m["gmot_unconverged"] = float(info["gmot_unconverged"])
+            m["gmot_outer_iters"] = float(info["gmot_outer_iters"])
+            m["gmot_batches"] = 1.0
     return loss, m, info
 
 
 class MetricsTracker(dict):
-    """Sums of metrics; :meth:`norm` gives loss terms per frame and GM-OT diagnostics per
-    utterance."""
+    """Sums of metrics; :meth:`norm` gives loss terms per frame, GM-OT distance and entropy per
+    utterance, and per GM-OT solve (batch) the share of solves that stopped at the outer
+    iteration limit before reaching the tolerance (``gmot_unconverged``) and the mean outer
+    iterations."""
 
     def add(self, other: dict[str, float], decay: float | None = None) -> None:
         if decay is not None:
@@ -162,11 +168,17 @@ class MetricsTracker(dict):
     def norm(self) -> dict[str, float]:
         fr = max(self.get("frames", 0.0), 1.0)
         nu = max(self.get("gmot_utts", 0.0), 1.0)
+        nb = max(self.get("gmot_batches", 0.0), 1.0)
         out = {}
         for k, v in self.items():
-            if k in ("frames", "utterances", "gmot_utts"):
+            if k in ("frames", "utterances", "gmot_utts", "gmot_batches"):
                 continue
-            out[k] = v / nu if k in ("gmot_distance", "gmot_plan_entropy") else v / fr
+            if k in ("gmot_distance", "gmot_plan_entropy"):
+                out[k] = v / nu
+            elif k in ("gmot_unconverged", "gmot_outer_iters"):
+                out[k] = v / nb
+            else:
+                out[k] = v / fr
         return out
 
     def all_reduce(self, device: torch.device) -> None:

@@ -150,20 +150,23 @@ def test_pinyin_of():
         pinyin_of("abc")
 
 
+_PLAN = dict(
+    num_train=600,
+    num_dev=40,
+    num_test=40,
+    utts_per_speaker=20,
+    max_level=1,
+    min_chars=4,
+    max_chars=16,
+    held_sentences=10,
+    held_variants=3,
+    pypinyin_prob=0.3,
+    seed=1,
+)
+
+
 def test_plan_keeps_splits_apart():
-    utts = plan_utterances(
-        num_train=600,
-        num_dev=40,
-        num_test=40,
-        utts_per_speaker=20,
-        max_level=1,
-        min_chars=4,
-        max_chars=16,
-        held_sentences=10,
-        held_variants=3,
-        pypinyin_prob=0.3,
-        seed=1,
-    )
+    utts = plan_utterances(**_PLAN)
     by = {k: [u for u in utts if u.split == k] for k in ("train", "dev", "test")}
     assert [len(v) for v in by.values()] == [600, 40, 40]
     text = {k: {u.sentence.chars for u in v} for k, v in by.items()}
@@ -199,19 +202,8 @@ def test_plan_keeps_splits_apart():
     ],
 )
 def test_impossible_requests_are_refused(kw, msg):
-    base = dict(
-        num_train=200,
-        num_dev=2,
-        num_test=2,
-        utts_per_speaker=5,
-        max_level=1,
-        min_chars=4,
-        max_chars=16,
-        held_sentences=5,
-        held_variants=2,
-        pypinyin_prob=0.3,
-        seed=0,
-    )
+    base = {**_PLAN, "num_train": 200, "num_dev": 2, "num_test": 2, "utts_per_speaker": 5}
+    base.update(held_sentences=5, held_variants=2, seed=0)
     with pytest.raises(ValueError, match=msg):
         plan_utterances(**{**base, **kw})
 
@@ -287,3 +279,13 @@ def test_text_set_reads_any_text(tmp_path):
         main_text_set(["--text-file", str(tmp_path / "missing.txt"), "--output-dir", str(tmp_path)])
         == 2
     )
+
+
+def test_plan_without_held_out_variants():
+    utts = plan_utterances(**{**_PLAN, "num_train": 400, "utts_per_speaker": 4, "held_variants": 0})
+    from gmot.data.hsk_corpus import usable_variants
+
+    spk = {k: {u.speaker for u in utts if u.split == k} for k in ("train", "dev", "test")}
+    assert not spk["train"] & spk["dev"] and not spk["train"] & spk["test"]
+    assert {s.variant for s in spk["train"]} == set(usable_variants())  # 100 speakers, 93 variants
+    assert {s.variant for s in spk["dev"]} != {s.variant for s in spk["test"]}

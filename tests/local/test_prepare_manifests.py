@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_prepare_sh import REPO, _make_aishell
 
 
@@ -22,3 +23,20 @@ def test_transcript_line_without_wav_is_counted(tmp_path):
     assert "2 line(s) have no wav file" in r.stderr
     assert "BAC009S9999W0001, BAC009S9999W0002" in r.stderr
     assert Path(tmp_path / "out" / "aishell_cuts_train.jsonl.gz").is_file()
+
+
+def test_only_the_asked_splits_are_read(tmp_path):
+    import shutil
+
+    from gmot.data.manifests import prepare_aishell_cuts
+
+    root = tmp_path / "corpus"
+    _make_aishell(root)
+    shutil.rmtree(root / "data_aishell" / "wav" / "train")  # a test-only set
+    counts = prepare_aishell_cuts(root, tmp_path / "out", "hsk", ("test",))
+    assert list(counts) == ["test"] and counts["test"] > 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["hsk_cuts_test.jsonl.gz"]
+    with pytest.raises(FileNotFoundError, match="wav/train"):
+        prepare_aishell_cuts(root, tmp_path / "out2", "hsk")
+    with pytest.raises(ValueError, match="subset"):
+        prepare_aishell_cuts(root, tmp_path / "out3", "hsk", ("eval",))

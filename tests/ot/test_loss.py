@@ -230,3 +230,15 @@ def test_cuda_compiled_inner_matches_eager():
     l_comp, p_comp = GMOTLoss(compile_inner=True, **kw)(*args)
     torch.testing.assert_close(l_comp, l_eager, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(p_comp, p_eager, rtol=1e-3, atol=1e-6)
+
+
+def test_diagnostics_say_whether_the_outer_loop_converged():
+    h, hl, z, zl = _batch([9, 7], [4, 3])
+    _, _, d = GMOTLoss(alpha=0.5, epsilon=0.1, max_iter=1, tol=1e-12)(
+        h, hl, z, zl, return_diagnostics=True
+    )
+    assert d["outer_iters"] == 1 and d["outer_converged"] is False
+    _, _, d = GMOTLoss(alpha=0.5, epsilon=0.5, max_iter=300, tol=1e-7, max_iter_inner=500)(
+        h, hl, z, zl, return_diagnostics=True
+    )
+    assert d["outer_converged"] is True and d["outer_iters"] < 300

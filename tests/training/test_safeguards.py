@@ -50,6 +50,20 @@ def test_metrics_per_frame():
     assert m.norm() == {"simple": 2.0, "gmot_distance": 1.0}
 
 
+def test_metrics_gmot_convergence_per_solve():
+    m = MetricsTracker()
+    for unconv, iters in ((1.0, 10.0), (0.0, 4.0), (0.0, 1.0)):
+        m.add(
+            {
+                "frames": 3.0,
+                "gmot_unconverged": unconv,
+                "gmot_outer_iters": iters,
+                "gmot_batches": 1.0,
+            }
+        )
+    assert m.norm() == pytest.approx({"gmot_unconverged": 1 / 3, "gmot_outer_iters": 5.0})
+
+
 def _loop_params(tmp_path, **kw):
     p = make_params(**kw)
     for k, v in dict(
