@@ -95,8 +95,9 @@ prepare_common_stages() {
       plm_model=data/plm_model
     fi
     log "Stage 5b: PLM targets with $plm_model (layer $plm_layer) -> data/plm"
+    # --force: this stage runs only when data/plm is missing or stale, so nothing there is reused
     $PY ./local/compute_plm_targets.py --corpus $corpus --manifest-dir "$plm_in" \
-      --output-dir data/plm --plm-model "$plm_model" --layer "$plm_layer" --force  # stale if here
+      --output-dir data/plm --plm-model "$plm_model" --layer "$plm_layer" --force
     echo "$opts" > data/plm/.done
   fi
 }

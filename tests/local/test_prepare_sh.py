@@ -112,7 +112,7 @@ def test_hsk_prepare_tiny(tmp_path, stop):
     r = _run(
         d,
         "--num-train",
-        "6",
+        "30",
         "--num-dev",
         "2",
         "--num-test",
@@ -128,17 +128,19 @@ def test_hsk_prepare_tiny(tmp_path, stop):
         s: len(_read_cuts(d / f"data/manifests/hsk_cuts_{s}.jsonl.gz"))
         for s in ("train", "dev", "test")
     }
-    assert n == {"train": 6, "dev": 2, "test": 2}
+    assert n == {"train": 30, "dev": 2, "test": 2}
     assert (d / "data/lang_char/tokens.txt").is_file()
     # Stage 0 remembers its options: the same call skips, a call with other options fails
     # loudly (naming both settings) instead of silently reusing the corpus, and loses nothing.
     marker = d / "download/hsk/.done"
     recorded = marker.read_text().strip()
-    assert recorded == "num_train=6 num_dev=2 num_test=2 max_level=1 seed=42"
+    assert recorded == (
+        "num_train=30 num_dev=2 num_test=2 max_level=1 held_sentences=60 held_variants=0 seed=42"
+    )
     wavs = sorted(p.name for p in (d / "download/hsk").rglob("*.wav"))
-    same = _run(d, "--num-train", "6", "--num-dev", "2", "--num-test", "2", "--stop-stage", "0")
+    same = _run(d, "--num-train", "30", "--num-dev", "2", "--num-test", "2", "--stop-stage", "0")
     assert same.returncode == 0 and "exists, skipping" in same.stdout, same.stdout + same.stderr
-    other = _run(d, "--num-train", "6", "--num-dev", "2", "--num-test", "2", "--max-level", "3")
+    other = _run(d, "--num-train", "30", "--num-dev", "2", "--num-test", "2", "--max-level", "3")
     assert other.returncode != 0
     assert recorded in other.stdout and "max_level=3" in other.stdout, other.stdout
     assert "--force true" in other.stdout

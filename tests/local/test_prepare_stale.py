@@ -52,7 +52,7 @@ def test_changed_options_or_inputs_stop_the_stage(tmp_path):
     assert "data/plm/.done was made with" in r.stdout and "plm_layer=6" in r.stdout
     r = _run(d, stub, *base, "--plm-layer", "6", "--stage", "5", "--force", "true")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert (d / "data/plm/calls.txt").read_text().splitlines()[-1].endswith("--layer 6")
+    assert (d / "data/plm/calls.txt").read_text().splitlines()[-1].endswith("--layer 6 --force")
 
     r = _run(d, stub, *base, "--plm-layer", "6", "--bpe-vocab-size", "600")
     assert r.returncode != 0
