@@ -66,6 +66,7 @@ class CutFilter:
         """Forget the counts of the current pass (e.g. after a scan that iterated the cuts)."""
         self.seen = 0
         self.seen_s = 0.0
+        self._pass_ids: set[str] = set()
         self.pass_counts: dict[str, int] = defaultdict(int)
         self.pass_seconds: dict[str, float] = defaultdict(float)
         self.pass_examples: dict[str, list[str]] = defaultdict(list)
@@ -85,6 +86,11 @@ class CutFilter:
 
     def __call__(self, cut) -> bool:
         r = self.reason(cut)
+        if cut.id in self._pass_ids:
+            # a second look within one pass (e.g. a bucketing sampler estimating its duration
+            # bins from the same lazy cuts) decides the same and is not counted again
+            return r is None
+        self._pass_ids.add(cut.id)
         self.seen += 1
         self.seen_s += cut.duration
         if r is None:
