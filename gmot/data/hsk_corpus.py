@@ -9,8 +9,8 @@ natural sentences that never occur in training.
 Speech: espeak-ng 1.52 (``espeakng-loader``), voice ``cmn-latn-pinyin`` fed tone-numbered
 pinyin (the HSK readings, or pypinyin's for a share ``pypinyin_prob`` of utterances, so the
 model hears both conventions). A speaker is a voice variant with a base pitch and rate drawn
-from continuous ranges; train, dev and test use disjoint voice *variants* (not only disjoint
-pitch/rate triples), so dev and test measure generalisation to unseen voices.
+from continuous ranges; train, dev and test have disjoint speakers, and with ``held_variants``
+> 0 dev and test also get voice variants that training never hears.
 
 Layout written under ``<out_dir>``::
 
