@@ -43,6 +43,7 @@ from gmot.data.hsk_text import (
     Sentence,
     WordBigram,
     charset,
+    cjk_only,
     hsk_word_runs,
     natural_sentences,
     pinyin_of,
@@ -387,12 +388,10 @@ def plan_text_set(
     non-CJK characters are dropped) ``readings`` times with pypinyin's pinyin, by speakers drawn
     from ``variants`` (default: every usable one) and the given pitch and rate ranges: a set
     built independently of the corpus's own text and voices, for checking generalisation."""
-    import re
-
     rng = random.Random(seed)
     sents = []
     for i, line in enumerate(lines):
-        words = tuple(w for w in (re.sub(r"[^\u4e00-\u9fff]", "", t) for t in line.split()) if w)
+        words = tuple(w for w in (cjk_only(t) for t in line.split()) if w)
         if words:
             chars = "".join(words)
             sents.append(Sentence(words, pinyin_of(chars), f"line{i + 1}"))

@@ -29,6 +29,7 @@ __all__ = [
     "Sentence",
     "WordBigram",
     "charset",
+    "cjk_only",
     "hsk_word_runs",
     "natural_sentences",
     "pinyin_of",
@@ -36,6 +37,11 @@ __all__ = [
 
 _NON_CJK = re.compile(r"[^\u4e00-\u9fff]")
 _BOS, _EOS = "<s>", "</s>"
+
+
+def cjk_only(text: str) -> str:
+    """``text`` with every character outside the CJK unified ideographs removed."""
+    return _NON_CJK.sub("", text)
 
 
 @dataclass(frozen=True)
@@ -73,11 +79,11 @@ def _hsk_records() -> list[dict]:
 
 def _parse(rec: dict) -> tuple[list[str], list[str]] | None:
     """(words, syllables) of one HSK record, or None when the pinyin does not align."""
-    chars = _NON_CJK.sub("", rec["chinese"])
+    chars = cjk_only(rec["chinese"])
     syl = rec["pinyin_numbered"].split()
     if len(syl) != len(chars) or not chars:
         return None
-    words = [w for w in (_NON_CJK.sub("", t["word"]) for t in rec.get("tokens", [])) if w]
+    words = [w for w in (cjk_only(t["word"]) for t in rec.get("tokens", [])) if w]
     if "".join(words) != chars:
         words = list(chars)
     return words, syl
@@ -88,10 +94,7 @@ def charset(max_level: int) -> set[str]:
     if not 1 <= max_level <= 6:
         raise ValueError(f"max_level must be in 1..6, got {max_level}")
     return {
-        ch
-        for r in _hsk_records()
-        if r["hsk_level"] <= max_level
-        for ch in _NON_CJK.sub("", r["chinese"])
+        ch for r in _hsk_records() if r["hsk_level"] <= max_level for ch in cjk_only(r["chinese"])
     }
 
 
@@ -203,7 +206,7 @@ def pinyin_of(text: str) -> tuple[str, ...]:
     as pypinyin reads it in context (no tone sandhi applied)."""
     from pypinyin import Style, lazy_pinyin
 
-    chars = _NON_CJK.sub("", text)
+    chars = cjk_only(text)
     if chars != text.replace(" ", ""):
         raise ValueError(f"pinyin_of takes Chinese characters only, got {text!r}")
     syl = lazy_pinyin(chars, style=Style.TONE3, neutral_tone_with_five=True, errors="ignore")
