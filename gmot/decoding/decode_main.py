@@ -26,25 +26,21 @@ from torch import nn
 
 from gmot.cli import add_lang_dir_argument
 from gmot.data.tokens import TokenTable
-from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
 from gmot.decoding.features import FRAME_SHIFT_S, cut_batches, describe_short, too_short
+from gmot.decoding.methods import (
+    METHODS,  # noqa: F401  (public name: every --decoding-method)
+    REGISTRY,
+    add_decoding_method_arguments,
+    decode_batch,
+    get_method,
+)
 from gmot.decoding.model_loading import add_model_loading_arguments, load_model
-from gmot.decoding.rescoring import rescore_nbest
 from gmot.decoding.scoring import result_paths, save_results
-from gmot.decoding.transducer_search import (
-    beam_search,
-    fast_beam_search,
-    greedy_search_batch,
-    modified_beam_search,
-)
 
-TRANSDUCER_METHODS = ("greedy_search", "beam_search", "modified_beam_search", "fast_beam_search")
-CTC_METHODS = ("ctc_greedy_search", "ctc_prefix_beam_search")
-RESCORING_METHODS = (
-    "ctc_prefix_beam_search_attention_rescoring",
-    "modified_beam_search_attention_rescoring",
-)
-METHODS = TRANSDUCER_METHODS + CTC_METHODS + RESCORING_METHODS
+# The methods by the heads they need (derived from the registry, gmot.decoding.methods).
+TRANSDUCER_METHODS = tuple(n for n, m in REGISTRY.items() if m.heads == ("transducer",))
+CTC_METHODS = tuple(n for n, m in REGISTRY.items() if m.heads == ("ctc",))
+RESCORING_METHODS = tuple(n for n, m in REGISTRY.items() if "attention" in m.heads)
 
 
 def _data_module_class():
@@ -57,32 +53,7 @@ def _data_module_class():
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("decoding")
-    g.add_argument(
-        "--decoding-method",
-        default="greedy_search",
-        choices=METHODS,
-        help="greedy_search: batched transducer greedy (--max-sym-per-frame); beam_search: "
-        "standard RNN-T beam search per utterance; modified_beam_search: batched, one symbol "
-        "per frame; fast_beam_search: k2 FSA-based (needs k2); ctc_greedy_search / "
-        "ctc_prefix_beam_search: the CTC head; *_attention_rescoring: n-best (--beam-size) "
-        "from CTC prefix beam / modified beam search rescored with the attention decoder.",
-    )
-    g.add_argument("--beam-size", type=int, default=4, help="Beam for beam searches; n-best size.")
-    g.add_argument(
-        "--max-sym-per-frame",
-        type=int,
-        default=1,
-        help="Most symbols per frame for greedy_search (beam_search uses max(this, 3)).",
-    )
-    g.add_argument("--beam", type=float, default=20.0, help="fast_beam_search: log-prob beam.")
-    g.add_argument("--max-contexts", type=int, default=8, help="fast_beam_search: contexts.")
-    g.add_argument("--max-states", type=int, default=64, help="fast_beam_search: states.")
-    g.add_argument(
-        "--attention-scale",
-        type=float,
-        default=1.0,
-        help="Weight of the attention-decoder log-likelihood (first-pass weight 1).",
-    )
+    add_decoding_method_arguments(g)
     add_lang_dir_argument(g)
     g.add_argument(
         "--test-cuts",
@@ -129,70 +100,9 @@ def cut_set_name(path: Path) -> str:
 
 
 def setting_name(params: argparse.Namespace) -> str:
-    m = params.decoding_method
-    if m == "greedy_search":
-        return f"greedy_search_max_sym_per_frame_{params.max_sym_per_frame}"
-    if m == "fast_beam_search":
-        return f"fast_beam_search_beam_{params.beam}_max_contexts_{params.max_contexts}"
-    if m in ("ctc_greedy_search",):
-        return m
-    if m in RESCORING_METHODS:
-        return f"{m}_beam_size_{params.beam_size}_attention_scale_{params.attention_scale}"
-    return f"{m}_beam_size_{params.beam_size}"
-
-
-@torch.no_grad()
-def decode_batch(
-    model: nn.Module,
-    features: torch.Tensor,
-    feature_lens: torch.Tensor,
-    params: argparse.Namespace,
-) -> list[list[int]]:
-    """Run the encoder on features (B, T, 80) / lens (B,) and the selected search."""
-    m = params.decoding_method
-    if m not in METHODS:
-        raise ValueError(f"--decoding-method {m!r} is not one of {', '.join(METHODS)}")
-    encoder_out, encoder_out_lens = model.forward_encoder(features, feature_lens)
-    beam = params.beam_size
-    if m == "greedy_search":
-        return greedy_search_batch(model, encoder_out, encoder_out_lens, params.max_sym_per_frame)
-    if m == "beam_search":
-        return beam_search(
-            model, encoder_out, encoder_out_lens, beam, max(3, params.max_sym_per_frame)
-        )
-    if m == "modified_beam_search":
-        return modified_beam_search(model, encoder_out, encoder_out_lens, beam)
-    if m == "fast_beam_search":
-        return fast_beam_search(
-            model,
-            encoder_out,
-            encoder_out_lens,
-            beam=params.beam,
-            max_states=params.max_states,
-            max_contexts=params.max_contexts,
-        )
-    if m.startswith("ctc_"):
-        if getattr(model, "ctc_output", None) is None:
-            raise ValueError(f"--decoding-method {m} needs a model with a CTC head (ctc_output)")
-        log_probs = model.ctc_output(encoder_out)  # (B, T, V)
-        if m == "ctc_greedy_search":
-            return ctc_greedy_search(log_probs, encoder_out_lens)
-        nbest = ctc_prefix_beam_search(
-            log_probs, encoder_out_lens, beam, return_nbest=m in RESCORING_METHODS
-        )
-        if m == "ctc_prefix_beam_search":
-            return nbest
-    else:  # modified_beam_search_attention_rescoring
-        nbest = modified_beam_search(model, encoder_out, encoder_out_lens, beam, return_nbest=True)
-    if getattr(model, "attention_decoder", None) is None:
-        raise ValueError(f"--decoding-method {m} needs a model with an attention decoder")
-    return rescore_nbest(
-        model.attention_decoder,
-        encoder_out,
-        encoder_out_lens,
-        nbest,
-        attention_scale=params.attention_scale,
-    )
+    """The name of this run's result files, e.g. ``greedy_search_max_sym_per_frame_1`` (the
+    method's :meth:`~gmot.decoding.methods.DecodingMethod.setting_name`)."""
+    return get_method(params.decoding_method).setting_name(params)
 
 
 def decode_dataset(
@@ -244,10 +154,7 @@ def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
     """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
     params = get_parser(**defaults).parse_args(argv)
-    if params.decoding_method == "fast_beam_search":
-        from gmot.decoding.transducer_search import require_k2
-
-        require_k2()  # fail before loading anything
+    get_method(params.decoding_method).check_available()  # fail before loading anything
     device = torch.device(params.device)
     token_table = TokenTable.load(Path(params.lang_dir) / "tokens.txt")
     model, _, suffix = load_model(params, device)

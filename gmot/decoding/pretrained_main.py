@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from gmot.data.tokens import TokenTable
-from gmot.decoding.decode_main import METHODS, decode_batch
 from gmot.decoding.features import compute_fbank, describe_short, read_wave, too_short
+from gmot.decoding.methods import add_decoding_method_arguments, decode_batch, get_method
 from gmot.decoding.model_loading import load_model
 
 
@@ -44,25 +44,7 @@ def get_parser(**defaults) -> argparse.ArgumentParser:
         default=Path("data/lang_char/tokens.txt"),
         help="Token table tokens.txt ('<symbol> <id>' lines).",
     )
-    parser.add_argument(
-        "--decoding-method",
-        default="greedy_search",
-        choices=METHODS,
-        help="Search method (see decode.py --help).",
-    )
-    parser.add_argument("--beam-size", type=int, default=4, help="Beam / n-best size.")
-    parser.add_argument(
-        "--max-sym-per-frame", type=int, default=1, help="greedy_search: most symbols per frame."
-    )
-    parser.add_argument("--beam", type=float, default=20.0, help="fast_beam_search beam.")
-    parser.add_argument("--max-contexts", type=int, default=8, help="fast_beam_search.")
-    parser.add_argument("--max-states", type=int, default=64, help="fast_beam_search.")
-    parser.add_argument(
-        "--attention-scale",
-        type=float,
-        default=1.0,
-        help="Attention-decoder weight for *_attention_rescoring.",
-    )
+    add_decoding_method_arguments(parser.add_argument_group("decoding"))
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="Device."
     )
@@ -128,6 +110,7 @@ def main(argv: list[str] | None = None, **defaults) -> list[str | None]:
     """Parse ``argv``, transcribe the files, print them; returns the texts (None: skipped)."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
     params = get_parser(**defaults).parse_args(argv)
+    get_method(params.decoding_method).check_available()  # fail before loading anything
     token_table = TokenTable.load(params.tokens)
     model, _, _ = load_model(params, torch.device(params.device))
     texts = transcribe(model, token_table, params.sound_files, params)

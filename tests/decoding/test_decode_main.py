@@ -10,7 +10,7 @@ from tiny_transducer import TinyAsr
 import gmot.decoding.decode_main as decode_main
 import gmot.decoding.pretrained_main as pretrained_main
 from gmot.data.tokens import TokenTable
-from gmot.decoding import compute_cer, greedy_search_batch
+from gmot.decoding import compute_cer, greedy_search_batch, modified_beam_search
 from gmot.decoding.features import compute_fbank, read_wave
 
 TOKENS = "<blk> 0\n<sos/eos> 1\n<unk> 2\n你 3\n好 4\n世 5\n界 6\n"
@@ -104,7 +104,7 @@ def test_decode_batch_rescoring_prefers_scorer():
     )
     with torch.no_grad():
         enc, enc_lens = model.forward_encoder(feats, lens)
-    nbest = decode_main.modified_beam_search(model, enc, enc_lens, 8, return_nbest=True)[0]
+    nbest = modified_beam_search(model, enc, enc_lens, 8, return_nbest=True)[0]
     # the stand-in attention decoder wants the length of the hypothesis most different in
     # length from the first-pass best; with scale 100 it dominates the first-pass score
     target = max((len(h) for h, _ in nbest), key=lambda n: abs(n - len(nbest[0][0])))

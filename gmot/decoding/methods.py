@@ -1,0 +1,280 @@
+"""Decoding methods: the one registry that ``decode.py`` and ``pretrained.py`` read.
+
+Each method is a :class:`DecodingMethod` in :data:`REGISTRY`: its name (the value of
+``--decoding-method`` and the folder of its result files), the model heads it needs, a one-line
+help (shown by ``--help``), the search it runs on the encoder output, and the options that name
+its result files (``recogs-<set>-<setting>-<suffix>.txt``, see :meth:`DecodingMethod.setting_name`).
+
+Adding a method is one entry in ``_ENTRIES`` (plus, for a new option, its flag in
+:func:`add_decoding_method_arguments`); the choices, the help, the dispatch in
+:func:`decode_batch` and the result-file names of both scripts follow from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
+from gmot.decoding.rescoring import rescore_nbest
+from gmot.decoding.transducer_search import (
+    beam_search,
+    fast_beam_search,
+    greedy_search_batch,
+    modified_beam_search,
+    require_k2,
+)
+
+#: head name -> (model attributes that must not be None, how an error message names the head)
+HEADS: dict[str, tuple[tuple[str, ...], str]] = {
+    "transducer": (("decoder", "joiner"), "a transducer head (decoder, joiner)"),
+    "ctc": (("ctc_output",), "a CTC head (ctc_output)"),
+    "attention": (("attention_decoder",), "an attention decoder"),
+}
+
+#: (model, encoder_out (B, T, D), encoder_out_lens (B,), parsed flags) -> token ids per utterance
+Search = Callable[[nn.Module, torch.Tensor, torch.Tensor, argparse.Namespace], list[list[int]]]
+
+
+@dataclass(frozen=True)
+class DecodingMethod:
+    """One ``--decoding-method``.
+
+    Attributes:
+      name: the flag value; also the folder ``<exp-dir>/<name>/`` of its result files.
+      heads: the model heads the search uses (keys of :data:`HEADS`).
+      help: one line for ``--help``.
+      search: the search on the encoder output (a :data:`Search`); reads its options from the
+        parsed flags.
+      setting_options: the flags (as ``params`` attributes) that name the result files, in order:
+        the setting is ``<name>_<option>_<value>...`` (see :meth:`setting_name`).
+      requires: optional check of an optional dependency (k2), run before anything is loaded;
+        raises with an explanation when it is missing.
+    """
+
+    name: str
+    heads: tuple[str, ...]
+    help: str
+    search: Search
+    setting_options: tuple[str, ...] = ()
+    requires: Callable[[], object] | None = None
+
+    def setting_name(self, params: argparse.Namespace) -> str:
+        """``greedy_search_max_sym_per_frame_1``: the method and its naming options' values."""
+        return self.name + "".join(f"_{o}_{getattr(params, o)}" for o in self.setting_options)
+
+    def check_model(self, model: nn.Module) -> None:
+        """Raise ValueError when ``model`` lacks a head this method needs."""
+        for head in self.heads:
+            attrs, what = HEADS[head]
+            # decode_batch takes any model with forward_encoder (a transducer-only model may have
+            # no ctc_output / attention_decoder attribute at all), hence getattr
+            if any(getattr(model, a, None) is None for a in attrs):
+                raise ValueError(f"--decoding-method {self.name} needs a model with {what}")
+
+    def check_available(self) -> None:
+        """Fail early (before loading a model) when an optional dependency is missing."""
+        if self.requires is not None:
+            self.requires()
+
+
+# ------------------------------------------------------------------------------------ searches
+def _greedy(model, enc, lens, p):
+    return greedy_search_batch(model, enc, lens, p.max_sym_per_frame)
+
+
+def _beam(model, enc, lens, p):
+    return beam_search(model, enc, lens, p.beam_size, max(3, p.max_sym_per_frame))
+
+
+def _modified_beam(model, enc, lens, p):
+    return modified_beam_search(model, enc, lens, p.beam_size)
+
+
+def _fast_beam(model, enc, lens, p):
+    return fast_beam_search(
+        model, enc, lens, beam=p.beam, max_states=p.max_states, max_contexts=p.max_contexts
+    )
+
+
+def _ctc_greedy(model, enc, lens, p):
+    return ctc_greedy_search(model.ctc_output(enc), lens)  # log-probs (B, T, V)
+
+
+def _ctc_prefix_beam(model, enc, lens, p):
+    return ctc_prefix_beam_search(model.ctc_output(enc), lens, p.beam_size)
+
+
+def _ctc_nbest(model, enc, lens, p):
+    return ctc_prefix_beam_search(model.ctc_output(enc), lens, p.beam_size, return_nbest=True)
+
+
+def _modified_beam_nbest(model, enc, lens, p):
+    return modified_beam_search(model, enc, lens, p.beam_size, return_nbest=True)
+
+
+def _rescored(first_pass: Search) -> Search:
+    """``first_pass`` n-best lists rescored with the attention decoder (``--attention-scale``)."""
+
+    def search(model, enc, lens, p):
+        nbest = first_pass(model, enc, lens, p)
+        return rescore_nbest(
+            model.attention_decoder, enc, lens, nbest, attention_scale=p.attention_scale
+        )
+
+    return search
+
+
+# ------------------------------------------------------------------------------------ registry
+_ENTRIES = (
+    DecodingMethod(
+        "greedy_search",
+        ("transducer",),
+        "batched transducer greedy search (at most --max-sym-per-frame symbols per frame)",
+        _greedy,
+        ("max_sym_per_frame",),
+    ),
+    DecodingMethod(
+        "beam_search",
+        ("transducer",),
+        "standard RNN-T beam search, one utterance at a time (--beam-size; at most "
+        "max(--max-sym-per-frame, 3) symbols per frame)",
+        _beam,
+        ("beam_size",),
+    ),
+    DecodingMethod(
+        "modified_beam_search",
+        ("transducer",),
+        "batched transducer beam search, one symbol per frame (--beam-size)",
+        _modified_beam,
+        ("beam_size",),
+    ),
+    DecodingMethod(
+        "fast_beam_search",
+        ("transducer",),
+        "k2's FSA-based transducer beam search (needs k2; --beam, --max-contexts, --max-states)",
+        _fast_beam,
+        ("beam", "max_contexts"),
+        requires=require_k2,
+    ),
+    DecodingMethod(
+        "ctc_greedy_search",
+        ("ctc",),
+        "best path of the CTC head",
+        _ctc_greedy,
+    ),
+    DecodingMethod(
+        "ctc_prefix_beam_search",
+        ("ctc",),
+        "CTC prefix beam search (--beam-size)",
+        _ctc_prefix_beam,
+        ("beam_size",),
+    ),
+    DecodingMethod(
+        "ctc_prefix_beam_search_attention_rescoring",
+        ("ctc", "attention"),
+        "n-best (--beam-size) from CTC prefix beam search rescored with the attention decoder "
+        "(--attention-scale)",
+        _rescored(_ctc_nbest),
+        ("beam_size", "attention_scale"),
+    ),
+    DecodingMethod(
+        "modified_beam_search_attention_rescoring",
+        ("transducer", "attention"),
+        "n-best (--beam-size) from modified_beam_search rescored with the attention decoder "
+        "(--attention-scale)",
+        _rescored(_modified_beam_nbest),
+        ("beam_size", "attention_scale"),
+    ),
+)
+
+
+def _build_registry(entries: tuple[DecodingMethod, ...]) -> dict[str, DecodingMethod]:
+    registry: dict[str, DecodingMethod] = {}
+    for m in entries:
+        if m.name in registry:
+            raise ValueError(f"decoding method {m.name!r} is registered twice")
+        unknown = set(m.heads) - set(HEADS)
+        if unknown:
+            raise ValueError(f"decoding method {m.name!r}: unknown heads {sorted(unknown)}")
+        registry[m.name] = m
+    return registry
+
+
+#: name -> method, in the order ``--help`` lists them.
+REGISTRY: dict[str, DecodingMethod] = _build_registry(_ENTRIES)
+#: every method name (the choices of ``--decoding-method``).
+METHODS: tuple[str, ...] = tuple(REGISTRY)
+
+
+def get_method(name: str) -> DecodingMethod:
+    """The registered method ``name``; ValueError listing the known ones otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"--decoding-method {name!r} is not one of {', '.join(METHODS)}") from None
+
+
+def methods_help() -> str:
+    """``--decoding-method``'s help: ``name: help`` per registered method."""
+    return "; ".join(f"{m.name}: {m.help}" for m in REGISTRY.values()) + "."
+
+
+def add_decoding_method_arguments(parser) -> None:
+    """``--decoding-method`` and the search options, for decode.py and pretrained.py.
+
+    ``parser``: an ``argparse.ArgumentParser`` or an argument group of one.
+    """
+    parser.add_argument(
+        "--decoding-method", default="greedy_search", choices=METHODS, help=methods_help()
+    )
+    parser.add_argument(
+        "--beam-size", type=int, default=4, help="Beam for beam searches; n-best size."
+    )
+    parser.add_argument(
+        "--max-sym-per-frame",
+        type=int,
+        default=1,
+        help="Most symbols per frame for greedy_search (beam_search uses max(this, 3)).",
+    )
+    parser.add_argument("--beam", type=float, default=20.0, help="fast_beam_search: log-prob beam.")
+    parser.add_argument("--max-contexts", type=int, default=8, help="fast_beam_search: contexts.")
+    parser.add_argument("--max-states", type=int, default=64, help="fast_beam_search: states.")
+    parser.add_argument(
+        "--attention-scale",
+        type=float,
+        default=1.0,
+        help="Weight of the attention-decoder log-likelihood in *_attention_rescoring "
+        "(first-pass weight 1).",
+    )
+
+
+@torch.no_grad()
+def decode_batch(
+    model: nn.Module,
+    features: torch.Tensor,
+    feature_lens: torch.Tensor,
+    params: argparse.Namespace,
+) -> list[list[int]]:
+    """Run the encoder and the search ``params.decoding_method`` on one batch.
+
+    Args:
+      model: a model with ``forward_encoder`` and the heads the method needs (an
+        :class:`gmot.models.asr_model.AsrModel`).
+      features: (B, T, 80) fbank features, zero-padded.
+      feature_lens: (B,) int64 frames per utterance.
+      params: parsed flags: ``decoding_method`` and the options its search reads.
+    Returns:
+      token ids (without blanks) per utterance.
+    Raises:
+      ValueError for an unknown method (listing the known ones) or a model without a head the
+      method needs.
+    """
+    method = get_method(params.decoding_method)
+    method.check_model(model)
+    encoder_out, encoder_out_lens = model.forward_encoder(features, feature_lens)
+    return method.search(model, encoder_out, encoder_out_lens, params)
