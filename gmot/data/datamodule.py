@@ -63,7 +63,14 @@ class ResumableLoader(torch.utils.data.DataLoader):
     ``None``) in the current pass; :meth:`consumed_sampler_state` is the sampler's
     ``state_dict()`` right after it drew that many batches, i.e. what a resumed loader needs to
     continue with the next batch, however far the workers have prefetched.
+
+    ``cut_filter`` (set by the train and valid loaders of :class:`AsrDataModule`) reports at the
+    end of each complete pass what it dropped in it, every pass unless ``report_every_pass`` is
+    False (then only when the drops changed); None (the test loader): nothing to report.
     """
+
+    cut_filter: CutFilter | None = None
+    report_every_pass: bool = True
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -91,9 +98,8 @@ class ResumableLoader(torch.utils.data.DataLoader):
                 del self._states[k]
             if b is not None:
                 yield b
-        cut_filter = getattr(self, "cut_filter", None)
-        if cut_filter is not None:  # a complete pass: report what the filter dropped in it
-            cut_filter.end_pass(log_if_same=getattr(self, "report_every_pass", True))
+        if self.cut_filter is not None:  # a complete pass: report what the filter dropped in it
+            self.cut_filter.end_pass(log_if_same=self.report_every_pass)
 
     def consumed_sampler_state(self) -> dict | None:
         """The sampler's state right after the last batch handed out (None: no ``state_dict``).
@@ -118,7 +124,9 @@ class AsrDataModule:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        lang = Path(getattr(args, "lang_dir", "data/lang_char"))
+        lang = Path(args.lang_dir)
+        # Not a flag, so a parsed Namespace has none: a caller may put a TokenTable on ``args``
+        # as ``token_table`` instead of having ``<lang_dir>/tokens.txt`` read (none in gmot does).
         self.tokens: TokenTable | None = getattr(args, "token_table", None)
         if self.tokens is None and (lang / "tokens.txt").is_file():
             self.tokens = TokenTable.load(lang / "tokens.txt")
@@ -246,9 +254,9 @@ class AsrDataModule:
         a = self.args
         f = CutFilter(
             self.tokens,
-            min_duration=getattr(a, "min_utt_duration", 1.0),
-            max_duration=getattr(a, "max_utt_duration", 12.0),
-            oov=getattr(a, "oov", "skip"),
+            min_duration=a.min_utt_duration,
+            max_duration=a.max_utt_duration,
+            oov=a.oov,
             what=f"{name} cuts",
         )
         self.filters[name] = f
@@ -279,6 +287,8 @@ class AsrDataModule:
                 seed=a.seed,
                 world_size=world_size,
                 rank=rank,
+                # not a flag (a parsed Namespace has none): a caller may set
+                # args.bucket_buffer_size; none in gmot does, so it is lhotse's 20000 cuts
                 buffer_size=getattr(a, "bucket_buffer_size", 20000),
             )
         return SimpleCutSampler(

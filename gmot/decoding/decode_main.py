@@ -25,8 +25,9 @@ import torch
 from torch import nn
 
 from gmot.cli import add_lang_dir_argument
+from gmot.data import AsrDataModule
 from gmot.data.tokens import TokenTable
-from gmot.decoding.features import FRAME_SHIFT_S, cut_batches, describe_short, too_short
+from gmot.decoding.features import FRAME_SHIFT_S, describe_short, too_short
 from gmot.decoding.methods import (
     METHODS,  # noqa: F401  (public name: every --decoding-method)
     REGISTRY,
@@ -41,14 +42,6 @@ from gmot.decoding.scoring import result_paths, save_results
 TRANSDUCER_METHODS = tuple(n for n, m in REGISTRY.items() if m.heads == ("transducer",))
 CTC_METHODS = tuple(n for n, m in REGISTRY.items() if m.heads == ("ctc",))
 RESCORING_METHODS = tuple(n for n, m in REGISTRY.items() if "attention" in m.heads)
-
-
-def _data_module_class():
-    try:
-        from gmot.data import AsrDataModule
-    except ImportError:
-        return None
-    return AsrDataModule
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,13 +75,7 @@ def get_parser(**defaults) -> argparse.ArgumentParser:
     )
     add_model_loading_arguments(parser)
     add_decoding_arguments(parser)
-    dm = _data_module_class()
-    if dm is not None:
-        dm.add_arguments(parser)
-    else:
-        parser.add_argument(
-            "--max-duration", type=float, default=200.0, help="Seconds of audio per batch."
-        )
+    AsrDataModule.add_arguments(parser)
     parser.set_defaults(**defaults)
     return parser
 
@@ -160,8 +147,7 @@ def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
     model, _, suffix = load_model(params, device)
     out_dir = Path(params.exp_dir) / params.decoding_method
     setting = setting_name(params)
-    dm_cls = _data_module_class()
-    data_module = dm_cls(params) if dm_cls is not None else None
+    data_module = AsrDataModule(params)
 
     from lhotse import load_manifest_lazy
 
@@ -178,10 +164,7 @@ def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
     for path in params.test_cuts:
         name = cut_set_name(path)
         cuts = load_manifest_lazy(path)
-        if data_module is not None:
-            dl = data_module.test_dataloader(cuts)
-        else:
-            dl = cut_batches(cuts, params.max_duration)
+        dl = data_module.test_dataloader(cuts)
         results, audio_s, elapsed, skipped = decode_dataset(dl, model, token_table, params)
         rates = save_results(out_dir, name, {setting: results}, suffix, skipped=skipped)
         cers[name] = rates[setting]

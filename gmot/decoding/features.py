@@ -1,5 +1,5 @@
-"""Audio -> 80-dim log-mel fbank for decoding without manifests (pretrained.py), and a plain
-cut batcher used by decode.py when the data module (gmot.data) is not importable.
+"""Audio -> 80-dim log-mel fbank for decoding without manifests (pretrained.py), and the
+encoder's minimum input length (decode.py and pretrained.py skip shorter utterances).
 
 Features match the training front end: lhotse ``Fbank`` (80 mel bins, 25 ms window, 10 ms
 shift, no dither, ``snip_edges=False``) on 16 kHz audio.
@@ -7,7 +7,6 @@ shift, no dither, ``snip_edges=False``) on 16 kHz audio.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,38 +75,3 @@ def compute_fbank(
     lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
     padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, 80)
     return padded, lens
-
-
-def cut_batches(cuts: Iterable, max_duration: float = 200.0) -> Iterator[dict]:
-    """Batches of cuts (total duration <= ``max_duration`` s, at least one cut) as dicts with
-    "features" (B, T, 80), "feature_lens" (B,), "texts", "cut_ids" (the data module's keys).
-    """
-    batch: list = []
-    total = 0.0
-
-    def emit(cs: list) -> dict:
-        waves = []
-        for c in cs:
-            try:
-                if c.sampling_rate != SAMPLING_RATE:
-                    c = c.resample(SAMPLING_RATE)
-                waves.append(c.load_audio().mean(axis=0).astype(np.float32))
-            except Exception as exc:
-                raise ValueError(f"cannot load audio of cut {c.id}: {exc}") from exc
-        feats, lens = compute_fbank(waves)
-        texts = [" ".join(s.text or "" for s in c.supervisions) for c in cs]
-        return {
-            "features": feats,
-            "feature_lens": lens,
-            "texts": texts,
-            "cut_ids": [c.id for c in cs],
-        }
-
-    for cut in cuts:
-        if batch and total + cut.duration > max_duration:
-            yield emit(batch)
-            batch, total = [], 0.0
-        batch.append(cut)
-        total += cut.duration
-    if batch:
-        yield emit(batch)
