@@ -87,6 +87,7 @@ import torch
 from gmot.ot.sinkhorn import (
     KERNELS,
     NEG_LARGE,
+    SinkhornPlan,
     _check_marginals,
     autocast_off,
     marginal_penalty,
@@ -513,16 +514,20 @@ def _inner_plan(
     fa: float,
     fb: float,
     **kw,
-) -> tuple[torch.Tensor, torch.Tensor, int | torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> SinkhornPlan:
     """:func:`sinkhorn_plan` with ``u`` first (``order="uv"``) or ``v`` first (``"vu"``: the
     ``u``-first sweeps on the transposed problem, potentials and plan transposed back)."""
     if order == "uv":
         return sinkhorn_plan(log_K, a, b, init=init, fa=fa, fb=fb, **kw)
     init_t = None if init is None else (init[1], init[0])
-    v, u, it, log_Tt, Tt = sinkhorn_plan(
-        log_K.transpose(1, 2).contiguous(), b, a, init=init_t, fa=fb, fb=fa, **kw
+    t = sinkhorn_plan(log_K.transpose(1, 2).contiguous(), b, a, init=init_t, fa=fb, fb=fa, **kw)
+    return SinkhornPlan(
+        u=t.v,
+        v=t.u,
+        n_iter=t.n_iter,
+        log_plan=t.log_plan.transpose(1, 2).contiguous(),
+        plan=t.plan.transpose(1, 2).contiguous(),
     )
-    return u, v, it, log_Tt.transpose(1, 2).contiguous(), Tt.transpose(1, 2).contiguous()
 
 
 def _solve(p: _Problem, opts: FGWOptions) -> tuple[torch.Tensor, int, int, float]:
@@ -552,8 +557,8 @@ def _solve(p: _Problem, opts: FGWOptions) -> tuple[torch.Tensor, int, int, float
         if log_prior_m is not None:
             log_K = log_K + log_prior_m
         log_K = torch.where(valid, log_K, NEG_LARGE)
-        _, _, it, _, T = _inner_plan(log_K, a, b, None, opts.inner_order, fa, fb, **inner)
-        return T, 1, int(it), float("nan")
+        sol = _inner_plan(log_K, a, b, None, opts.inner_order, fa, fb, **inner)
+        return sol.plan, 1, int(sol.n_iter), float("nan")
 
     if init_plan is None:
         scale = torch.sqrt(a.sum(1) * b.sum(1))[:, None, None]
@@ -596,9 +601,10 @@ def _solve(p: _Problem, opts: FGWOptions) -> tuple[torch.Tensor, int, int, float
         # PGD with warmstart: start from the previous potentials; PPA: log_T already carries
         # the previous scaling, so zeros are the warm start.
         init = pot if (opts.solver == "pgd" and opts.warmstart) else None
-        u, v, it, log_T, T_new = _inner_plan(log_K, a, b, init, opts.inner_order, fa, fb, **inner)
-        n_inner += it
-        pot = (u, v)
+        sol = _inner_plan(log_K, a, b, init, opts.inner_order, fa, fb, **inner)
+        log_T, T_new = sol.log_plan, sol.plan
+        n_inner += sol.n_iter
+        pot = (sol.u, sol.v)
         n_outer = k + 1
         if opts.tol > 0:
             err = float((T_new - T).abs().sum((1, 2)).max())

@@ -21,12 +21,14 @@ import functools
 import math
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 __all__ = [
     "NEG_LARGE",
     "autocast_off",
+    "SinkhornPlan",
     "SinkhornResult",
     "exp_flush",
     "log_sinkhorn",
@@ -296,6 +298,29 @@ KERNELS = ("auto", "torch", "triton")
 _FUSED_FAILED = False
 
 
+class SinkhornPlan(NamedTuple):
+    """Result of :func:`sinkhorn_plan` and :func:`gmot.ot.triton_sinkhorn.fused_sinkhorn`.
+
+    Attributes:
+        u: ``(B, n)`` row log-potentials (0 at padded rows).
+        v: ``(B, m)`` column log-potentials (0 at padded columns).
+        n_iter: sweeps run. From :func:`sinkhorn_plan` the most of any problem: an ``int``, or,
+            from the fused kernel with ``tol > 0``, a 0-d device tensor (reading it is the
+            caller's choice of synchronisation). From ``fused_sinkhorn``: ``(B,)`` int32, per
+            problem.
+        log_plan: ``(B, n, m)`` ``log_K + u + v``, :data:`NEG_LARGE` at padding (``None`` from
+            ``fused_sinkhorn(write_plan=False)``).
+        plan: ``(B, n, m)`` ``exp(log_plan)``, subnormals flushed to 0 (``None`` as
+            ``log_plan``); its row sums approach ``a``, its column sums equal ``b`` (balanced).
+    """
+
+    u: torch.Tensor
+    v: torch.Tensor
+    n_iter: int | torch.Tensor
+    log_plan: torch.Tensor | None
+    plan: torch.Tensor | None
+
+
 def sinkhorn_plan(
     log_K: torch.Tensor,
     a: torch.Tensor,
@@ -310,7 +335,7 @@ def sinkhorn_plan(
     fa: float = 1.0,
     fb: float = 1.0,
     kernel: str = "auto",
-) -> tuple[torch.Tensor, torch.Tensor, int | torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> SinkhornPlan:
     """:func:`log_sinkhorn` followed by the plan, on the fused GPU kernel where possible.
 
     ``kernel``: ``"torch"`` runs :func:`log_sinkhorn`; ``"triton"`` the fused kernel of
@@ -322,11 +347,11 @@ def sinkhorn_plan(
     else the torch path (also, with one warning, if the kernel fails to compile or launch).
 
     Returns:
-        ``(u (B, n), v (B, m), n_iter, log_T (B, n, m), T (B, n, m))`` with ``n_iter`` the sweeps
-        run (the most of any problem; from the fused kernel with ``tol > 0`` a 0-d device tensor,
-        so that reading it is the caller's choice of synchronisation),
-        ``log_T = log_K + u + v`` (:data:`NEG_LARGE` at padding) and ``T = exp(log_T)``
-        (subnormals flushed to 0).
+        :class:`SinkhornPlan` ``(u (B, n), v (B, m), n_iter, log_plan (B, n, m), plan (B, n, m))``
+        with ``n_iter`` the sweeps run (the most of any problem; from the fused kernel with
+        ``tol > 0`` a 0-d device tensor, so that reading it is the caller's choice of
+        synchronisation), ``log_plan = log_K + u + v`` (:data:`NEG_LARGE` at padding) and
+        ``plan = exp(log_plan)`` (subnormals flushed to 0).
     """
     global _FUSED_FAILED
     if kernel not in KERNELS:
@@ -341,10 +366,10 @@ def sinkhorn_plan(
             raise ValueError(reason)
         if reason is None:
             try:
-                u, v, iters, T, log_T = ts.fused_sinkhorn(
+                fused = ts.fused_sinkhorn(
                     log_K, a, b, max_iter=max_iter, tol=tol, check_every=check_every, init=init
                 )
-                return u, v, (max_iter if tol <= 0 else iters.max()), log_T, T
+                return fused._replace(n_iter=max_iter if tol <= 0 else fused.n_iter.max())
             except Exception as exc:
                 if kernel == "triton":
                     raise
@@ -357,8 +382,8 @@ def sinkhorn_plan(
         log_K, a, b, max_iter=max_iter, tol=tol, check_every=check_every, init=init, mode=mode,
         compile=compile, fa=fa, fb=fb,
     )  # fmt: skip
-    log_T = mask_log_kernel(log_K + u[:, :, None] + v[:, None, :], a, b)
-    return u, v, n_iter, log_T, exp_flush(log_T)
+    log_plan = mask_log_kernel(log_K + u[:, :, None] + v[:, None, :], a, b)
+    return SinkhornPlan(u=u, v=v, n_iter=n_iter, log_plan=log_plan, plan=exp_flush(log_plan))
 
 
 def mask_log_kernel(log_K: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -437,15 +462,20 @@ def sinkhorn(
         if log_prior is not None:
             log_K = log_K + log_prior
         log_K = mask_log_kernel(log_K, a, b)
-        u, v, n_iter, _, plan = sinkhorn_plan(
+        sol = sinkhorn_plan(
             log_K, a, b, max_iter=max_iter, tol=tol, check_every=check_every, mode=mode,
             fa=fa, fb=fb, kernel=kernel,
         )  # fmt: skip
+    plan = sol.plan
     value = (M * plan).sum((1, 2))
     penalty = None
     if rho_a is not None or rho_b is not None:
         penalty = marginal_penalty(plan, a, b, rho_a, rho_b)
         value = value + penalty
     return SinkhornResult(
-        value=value, plan=plan, potentials=(u, v), n_iter=int(n_iter), mass_penalty=penalty
+        value=value,
+        plan=plan,
+        potentials=(sol.u, sol.v),
+        n_iter=int(sol.n_iter),
+        mass_penalty=penalty,
     )

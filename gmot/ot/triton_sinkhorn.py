@@ -39,6 +39,7 @@ import torch
 
 from gmot._triton import HAVE_TRITON as _HAVE_TRITON
 from gmot._triton import interpreter_active, tl, triton
+from gmot.ot.sinkhorn import SinkhornPlan
 
 __all__ = [
     "MAX_TILE",
@@ -208,7 +209,7 @@ def fused_sinkhorn(
     check_every: int,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
     write_plan: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+) -> SinkhornPlan:
     """Solve ``B`` balanced entropic OT problems with one Triton program each.
 
     Args:
@@ -220,7 +221,9 @@ def fused_sinkhorn(
         write_plan: also return the plan and its log.
 
     Returns:
-        ``(u (B, n), v (B, m), n_iter (B,) int32, plan (B, n, m) | None, log_plan | None)``.
+        :class:`gmot.ot.sinkhorn.SinkhornPlan` ``(u (B, n), v (B, m), n_iter (B,) int32,
+        log_plan (B, n, m) | None, plan (B, n, m) | None)``: the sweeps run per problem; the
+        plan and its log are ``None`` with ``write_plan=False``.
     """
     reason = unsupported_reason(log_K)
     if reason is not None:
@@ -252,5 +255,5 @@ def fused_sinkhorn(
         CHECK=tol > 0, WRITE_PLAN=write_plan, BLOCK_N=bn, BLOCK_M=bm, num_warps=warps,
     )  # fmt: skip
     if not write_plan:
-        return u, v, n_iter, None, None
-    return u, v, n_iter, plan, log_plan
+        return SinkhornPlan(u=u, v=v, n_iter=n_iter, log_plan=None, plan=None)
+    return SinkhornPlan(u=u, v=v, n_iter=n_iter, log_plan=log_plan, plan=plan)

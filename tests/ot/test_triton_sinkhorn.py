@@ -72,8 +72,9 @@ INTERPRETER_SCRIPT = textwrap.dedent(
                         torch.randn(3, 5, generator=g, dtype=dtype))
             u, v, it = log_sinkhorn(logK, a, b, max_iter=max_iter, tol=0, check_every=every,
                                     init=init)
-            u2, v2, it2, T2, LT2 = fused_sinkhorn(logK, a, b, max_iter=max_iter, tol=0,
-                                                  check_every=every, init=init)
+            r = fused_sinkhorn(logK, a, b, max_iter=max_iter, tol=0, check_every=every,
+                               init=init)
+            u2, v2, it2, T2, LT2 = r.u, r.v, r.n_iter, r.plan, r.log_plan
             tag = f"{dtype} max_iter={max_iter} every={every} init={use_init}"
             assert it2.tolist() == [max_iter] * 3, (tag, it2)
             close(u2, u, atol_u, "u " + tag)
@@ -92,8 +93,8 @@ INTERPRETER_SCRIPT = textwrap.dedent(
     dtype = torch.float64
     logK, a, b = problem(4, 11, 6, dtype, seed=7, eps=0.02)
     tol, every, max_iter = 1e-9, 10, 600
-    u2, v2, it2, T2, _ = fused_sinkhorn(logK, a, b, max_iter=max_iter, tol=tol,
-                                        check_every=every)
+    r = fused_sinkhorn(logK, a, b, max_iter=max_iter, tol=tol, check_every=every)
+    u2, it2, T2 = r.u, r.n_iter, r.plan
     its = it2.tolist()
     assert len(set(its)) > 1, f"expected problems to stop at different sweeps, got {its}"
     for i, k in enumerate(its):
@@ -326,7 +327,7 @@ def test_cuda_fused_matches_torch_path(dtype):
     assert bool((r2.plan[~valid] == 0).all())
     # per-problem stopping on the device: every problem meets tol or used every sweep
     log_K = mask_log_kernel(-args[0] / 0.05, args[3], args[4])
-    u, v, n_iter, _, T = sinkhorn_plan(log_K, args[3], args[4], max_iter=500, tol=1e-5,
-                                       kernel="triton")  # fmt: skip
+    sol = sinkhorn_plan(log_K, args[3], args[4], max_iter=500, tol=1e-5, kernel="triton")
+    T, n_iter = sol.plan, sol.n_iter
     err = float((T.sum(2) - args[3]).abs().sum(1).max())
     assert err < 1e-5 or n_iter == 500, (err, n_iter)
