@@ -2,8 +2,9 @@
 
 Every function forwards to ``k2.<same name>`` (or ``fast_rnnt.<same name>``) when the selected
 backend is that package (:mod:`gmot.transducer.backend`) and to the builtin implementation
-(``losses.py``, ``pruning.py``, ``recursion.py``) otherwise. See ``losses.py`` for shapes and
-meanings.
+(``losses.py``, ``pruning.py``, ``recursion.py``) otherwise. Each function's docstring gives
+the shape and meaning of every argument and of the result (B: batch, T: frames, S: labels of
+the longest sequence, C: vocabulary size).
 """
 
 from __future__ import annotations
@@ -38,11 +39,25 @@ def _external_fn(x: Tensor, name: str) -> Callable[..., Any] | None:
 def joint_mutual_information_recursion(
     px: Sequence[Tensor], py: Sequence[Tensor], boundary: Tensor | None = None
 ) -> Tensor:
-    """(N, B) per-term breakdown of the recursion on ``sum(px)``, ``sum(py)``, as k2's.
+    """Per-term breakdown of the lattice log-likelihood of ``sum(px)``, ``sum(py)`` (k2's).
 
-    px: N tensors (B, S, T+1) regular or (B, S, T) modified; py: N tensors (B, S+1, T);
-    boundary (B, 4) int64. The sum over dim 0 is the score of the summed lattice; see
-    :func:`gmot.transducer.recursion.joint_mutual_information_recursion_builtin`.
+    Used when the arc log-probs are a sum of N terms (e.g. an acoustic and a language-model
+    part) and each term's share of the log-likelihood is wanted.
+
+    Args:
+      px: N >= 1 tensors of one shape, (B, S, T+1) regular or (B, S, T) modified; their sum is
+        the label-arc log-probs (see :func:`mutual_information_recursion`).
+      py: N tensors of one shape, (B, S+1, T); their sum is the blank-arc log-probs.
+      boundary: (B, 4) int64, or None. Row b is ``[s_begin, t_begin, s_end, t_end]``: the
+        lattice of sequence b starts after ``s_begin`` labels at frame ``t_begin`` and must end
+        after ``s_end`` labels at frame ``t_end``; usually ``[0, 0, label length, frame count]``.
+        None means ``[0, 0, S, T]`` for every sequence.
+    Returns:
+      (N, B): row n is the sum of term n over the arcs of the summed lattice, weighted by
+      each arc's posterior probability; row 0 also carries the remainder (no gradient), so
+      that the rows add up to the log-likelihood that :func:`mutual_information_recursion`
+      gives for ``sum(px)``, ``sum(py)``. The gradient of any row w.r.t. ``px[n]`` /
+      ``py[n]`` is the arc posterior.
     """
     fn = _external_fn(px[0], "joint_mutual_information_recursion")
     if fn is not None:
@@ -58,9 +73,42 @@ def get_rnnt_logprobs(
     rnnt_type: str = "regular",
     boundary: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """(px, py) of the simple joint am + lm; k2's argument order (``rnnt_type`` before
-    ``boundary``). lm (B, S+1, C), am (B, T, C), symbols (B, S) -> px (B, S, T+1) regular or
-    (B, S, T), py (B, S+1, T)."""
+    """Arc log-probs (px, py) of the "simple" joiner ``am + lm`` (k2's ``get_rnnt_logprobs``).
+
+    The "simple" joiner adds the two: ``logits[b, t, s, :] = am[b, t, :] + lm[b, s, :]``,
+    normalised over the C symbols; (B, T, S+1, C) is never formed in memory.
+    Argument order as k2's: ``rnnt_type`` comes before ``boundary`` here (the other
+    ``get_rnnt_logprobs_*`` functions take ``boundary`` first).
+
+    Args:
+      lm: (B, S+1, C) float32 or float64. The prediction network's output projected to the
+        vocabulary (C symbols), one row per label context: row s after the first s labels.
+        Unnormalised scores (log-softmax is taken inside).
+      am: (B, T, C), same dtype as ``lm``. The encoder's output projected to the vocabulary,
+        one row per frame; unnormalised.
+      symbols: (B, S) integer tensor (int64; other integer dtypes are converted). The
+        label sequences, padded to the longest length S. Values must lie in [0, C), also in
+        the padding; a sequence's true length is given by ``boundary``.
+      termination_symbol: the blank id (usually 0). Emitting it moves to the next frame
+        without adding a label.
+      rnnt_type: which alignments the lattice allows. ``"regular"``: only blank moves to
+        the next frame, so a frame may emit any number of labels. ``"modified"``: every
+        emission, blank or label, moves to the next frame (at most one label per frame; each
+        sequence needs no more labels than frames). ``"constrained"``: the frames advance as in
+        ``"modified"``, and a label emitted at frame t is scored together with the blank that
+        follows it in the new context at the same frame.
+      boundary: (B, 4) int64, or None. Row b is ``[s_begin, t_begin, s_end, t_end]``: the
+        lattice of sequence b starts after ``s_begin`` labels at frame ``t_begin`` and must end
+        after ``s_end`` labels at frame ``t_end``; usually ``[0, 0, label length, frame count]``.
+        None means ``[0, 0, S, T]`` for every sequence.
+    Returns:
+      (px, py):
+        px: (B, S, T+1) for ``"regular"``, (B, S, T) otherwise. ``px[b, s, t]`` is the
+          log-prob of emitting label ``symbols[b, s]`` after s labels at frame t; -inf where no
+          label may be emitted (regular: at frame T, and at ``t_end`` of each sequence).
+        py: (B, S+1, T). ``py[b, s, t]`` is the log-prob of emitting blank after s labels at
+          frame t.
+    """
     kw = dict(rnnt_type=rnnt_type, boundary=boundary)
     fn = _external_fn(lm, "get_rnnt_logprobs")
     if fn is not None:
@@ -78,7 +126,41 @@ def get_rnnt_logprobs_smoothed(
     boundary: Tensor | None = None,
     rnnt_type: str = "regular",
 ) -> tuple[Tensor, Tensor]:
-    """(px, py) of the smoothed simple joint (shapes as :func:`get_rnnt_logprobs`)."""
+    """Arc log-probs (px, py) of the simple joiner smoothed with lm-only and am-only models.
+
+    Args:
+      lm: (B, S+1, C) float32 or float64. The prediction network's output projected to the
+        vocabulary (C symbols), one row per label context: row s after the first s labels.
+        Unnormalised scores (log-softmax is taken inside).
+      am: (B, T, C), same dtype as ``lm``. The encoder's output projected to the vocabulary,
+        one row per frame; unnormalised.
+      symbols: (B, S) integer tensor (int64; other integer dtypes are converted). The
+        label sequences, padded to the longest length S. Values must lie in [0, C), also in
+        the padding; a sequence's true length is given by ``boundary``.
+      termination_symbol: the blank id (usually 0). Emitting it moves to the next frame
+        without adding a label.
+      lm_only_scale: weight of the lm-only model (``lm`` log-softmaxed over C).
+      am_only_scale: weight of the am-only model (``am`` plus the log of the average symbol
+        distribution of ``lm``, log-softmaxed over C). The joint keeps weight
+        ``1 - lm_only_scale - am_only_scale``; the three log-probs are interpolated.
+      boundary: (B, 4) int64, or None. Row b is ``[s_begin, t_begin, s_end, t_end]``: the
+        lattice of sequence b starts after ``s_begin`` labels at frame ``t_begin`` and must end
+        after ``s_end`` labels at frame ``t_end``; usually ``[0, 0, label length, frame count]``.
+        None means ``[0, 0, S, T]`` for every sequence.
+      rnnt_type: which alignments the lattice allows. ``"regular"``: only blank moves to
+        the next frame, so a frame may emit any number of labels. ``"modified"``: every
+        emission, blank or label, moves to the next frame (at most one label per frame; each
+        sequence needs no more labels than frames). ``"constrained"``: the frames advance as in
+        ``"modified"``, and a label emitted at frame t is scored together with the blank that
+        follows it in the new context at the same frame.
+    Returns:
+      (px, py), shapes and meaning as :func:`get_rnnt_logprobs`:
+        px: (B, S, T+1) for ``"regular"``, (B, S, T) otherwise. ``px[b, s, t]`` is the
+          log-prob of emitting label ``symbols[b, s]`` after s labels at frame t; -inf where no
+          label may be emitted (regular: at frame T, and at ``t_end`` of each sequence).
+        py: (B, S+1, T). ``py[b, s, t]`` is the log-prob of emitting blank after s labels at
+          frame t.
+    """
     kw = dict(
         lm_only_scale=lm_only_scale,
         am_only_scale=am_only_scale,
@@ -98,7 +180,34 @@ def get_rnnt_logprobs_joint(
     boundary: Tensor | None = None,
     rnnt_type: str = "regular",
 ) -> tuple[Tensor, Tensor]:
-    """(px, py) from full joint logits (B, T, S+1, C) (before log-softmax)."""
+    """Arc log-probs (px, py) from the full joiner output (every frame with every context).
+
+    Args:
+      logits: (B, T, S+1, C) float32 or float64: the joiner's output for frame t and label
+        context s (after the first s labels), unnormalised (log-softmax is taken inside).
+      symbols: (B, S) integer tensor (int64; other integer dtypes are converted). The
+        label sequences, padded to the longest length S. Values must lie in [0, C), also in
+        the padding; a sequence's true length is given by ``boundary``.
+      termination_symbol: the blank id (usually 0). Emitting it moves to the next frame
+        without adding a label.
+      boundary: (B, 4) int64, or None. Row b is ``[s_begin, t_begin, s_end, t_end]``: the
+        lattice of sequence b starts after ``s_begin`` labels at frame ``t_begin`` and must end
+        after ``s_end`` labels at frame ``t_end``; usually ``[0, 0, label length, frame count]``.
+        None means ``[0, 0, S, T]`` for every sequence.
+      rnnt_type: which alignments the lattice allows. ``"regular"``: only blank moves to
+        the next frame, so a frame may emit any number of labels. ``"modified"``: every
+        emission, blank or label, moves to the next frame (at most one label per frame; each
+        sequence needs no more labels than frames). ``"constrained"``: the frames advance as in
+        ``"modified"``, and a label emitted at frame t is scored together with the blank that
+        follows it in the new context at the same frame.
+    Returns:
+      (px, py):
+        px: (B, S, T+1) for ``"regular"``, (B, S, T) otherwise. ``px[b, s, t]`` is the
+          log-prob of emitting label ``symbols[b, s]`` after s labels at frame t; -inf where no
+          label may be emitted (regular: at frame T, and at ``t_end`` of each sequence).
+        py: (B, S+1, T). ``py[b, s, t]`` is the log-prob of emitting blank after s labels at
+          frame t.
+    """
     kw = dict(boundary=boundary, rnnt_type=rnnt_type)
     fn = _external_fn(logits, "get_rnnt_logprobs_joint")
     if fn is not None:
@@ -114,7 +223,38 @@ def get_rnnt_logprobs_pruned(
     boundary: Tensor | None = None,
     rnnt_type: str = "regular",
 ) -> tuple[Tensor, Tensor]:
-    """(px, py) from pruned logits (B, T, s_range, C) and ranges (B, T, s_range)."""
+    """Arc log-probs (px, py) from the joiner output on the pruned lattice.
+
+    Args:
+      logits: (B, T, s_range, C) float32 or float64: the joiner's output at frame t for the
+        contexts ``ranges[b, t, :]``, unnormalised (e.g. ``joiner(am_pruned, lm_pruned)`` from
+        :func:`do_rnnt_pruning`).
+      symbols: (B, S) integer tensor (int64; other integer dtypes are converted). The
+        label sequences, padded to the longest length S. Values must lie in [0, C), also in
+        the padding; a sequence's true length is given by ``boundary``.
+      ranges: (B, T, s_range) int64, from :func:`get_rnnt_prune_ranges`: the label contexts
+        (numbers of labels emitted, in [0, S]) kept at each frame.
+      termination_symbol: the blank id (usually 0). Emitting it moves to the next frame
+        without adding a label.
+      boundary: (B, 4) int64, or None. Row b is ``[s_begin, t_begin, s_end, t_end]``: the
+        lattice of sequence b starts after ``s_begin`` labels at frame ``t_begin`` and must end
+        after ``s_end`` labels at frame ``t_end``; usually ``[0, 0, label length, frame count]``.
+        None means ``[0, 0, S, T]`` for every sequence.
+      rnnt_type: which alignments the lattice allows. ``"regular"``: only blank moves to
+        the next frame, so a frame may emit any number of labels. ``"modified"``: every
+        emission, blank or label, moves to the next frame (at most one label per frame; each
+        sequence needs no more labels than frames). ``"constrained"``: the frames advance as in
+        ``"modified"``, and a label emitted at frame t is scored together with the blank that
+        follows it in the new context at the same frame.
+    Returns:
+      (px, py), full lattice shapes as :func:`get_rnnt_logprobs_joint`; arcs outside each
+      frame's window are -inf:
+        px: (B, S, T+1) for ``"regular"``, (B, S, T) otherwise. ``px[b, s, t]`` is the
+          log-prob of emitting label ``symbols[b, s]`` after s labels at frame t; -inf where no
+          label may be emitted (regular: at frame T, and at ``t_end`` of each sequence).
+        py: (B, S+1, T). ``py[b, s, t]`` is the log-prob of emitting blank after s labels at
+          frame t.
+    """
     kw = dict(boundary=boundary, rnnt_type=rnnt_type)
     fn = _external_fn(logits, "get_rnnt_logprobs_pruned")
     if fn is not None:
@@ -131,9 +271,27 @@ def get_rnnt_logprobs_pruned(
 def mutual_information_recursion(
     px: Tensor, py: Tensor, boundary: Tensor | None = None, return_grad: bool = False
 ) -> Tensor | tuple[Tensor, tuple[Tensor, Tensor]]:
-    """scores (B,) of the lattice recursion; with ``return_grad`` also (px_grad, py_grad).
+    """Log-likelihood of each lattice: log-sum over all paths of the arc log-probs (k2's).
 
-    px (B, S, T+1) regular or (B, S, T) modified; py (B, S+1, T); boundary (B, 4) int64.
+    The lattice state (s, t) means s labels emitted after t frames; a label arc goes from
+    (s, t) to (s+1, t) (regular) or (s+1, t+1) (modified), a blank arc from (s, t) to
+    (s, t+1). The result is the log-sum-exp, over all paths from
+    ``(s_begin, t_begin)`` to ``(s_end, t_end)``, of the arc log-probs along the path.
+
+    Args:
+      px: (B, S, T+1) for regular RNN-T or (B, S, T) for modified, float32 or float64:
+        ``px[b, s, t]`` is the log-prob of the label arc leaving state (s, t).
+      py: (B, S+1, T), same dtype: ``py[b, s, t]`` is the log-prob of the blank arc leaving
+        state (s, t).
+      boundary: (B, 4) int64, or None. Row b is ``[s_begin, t_begin, s_end, t_end]``: the
+        lattice of sequence b starts after ``s_begin`` labels at frame ``t_begin`` and must end
+        after ``s_end`` labels at frame ``t_end``; usually ``[0, 0, label length, frame count]``.
+        None means ``[0, 0, S, T]`` for every sequence.
+      return_grad: also return ``(px_grad, py_grad)``, shapes as px and py: the derivatives
+        of each score w.r.t. px and py (the posterior probability of each arc).
+    Returns:
+      scores (B,): the log-likelihood of each sequence (not negated); with ``return_grad``
+      ``(scores, (px_grad, py_grad))``. Differentiable w.r.t. px and py.
     """
     ext = _external(px)
     if ext is not None:
@@ -152,7 +310,48 @@ def rnnt_loss_simple(
     reduction: str | None = "mean",
     return_grad: bool = False,
 ) -> Tensor | tuple[Tensor, tuple[Tensor, Tensor]]:
-    """Simple (am + lm) RNN-T loss; lm (B, S+1, C), am (B, T, C), symbols (B, S)."""
+    """RNN-T loss of the "simple" joiner ``am + lm`` (k2's ``rnnt_loss_simple``).
+
+    The "simple" joiner adds the two: ``logits[b, t, s, :] = am[b, t, :] + lm[b, s, :]``,
+    normalised over the C symbols; (B, T, S+1, C) is never formed in memory.
+    Cheap enough to run on the whole lattice; its occupation grads (``return_grad``) choose
+    the windows of the pruned loss (:func:`get_rnnt_prune_ranges`).
+
+    Args:
+      lm: (B, S+1, C) float32 or float64. The prediction network's output projected to the
+        vocabulary (C symbols), one row per label context: row s after the first s labels.
+        Unnormalised scores (log-softmax is taken inside).
+      am: (B, T, C), same dtype as ``lm``. The encoder's output projected to the vocabulary,
+        one row per frame; unnormalised.
+      symbols: (B, S) integer tensor (int64; other integer dtypes are converted). The
+        label sequences, padded to the longest length S. Values must lie in [0, C), also in
+        the padding; a sequence's true length is given by ``boundary``.
+      termination_symbol: the blank id (usually 0). Emitting it moves to the next frame
+        without adding a label.
+      boundary: (B, 4) int64, or None. Row b is ``[s_begin, t_begin, s_end, t_end]``: the
+        lattice of sequence b starts after ``s_begin`` labels at frame ``t_begin`` and must end
+        after ``s_end`` labels at frame ``t_end``; usually ``[0, 0, label length, frame count]``.
+        None means ``[0, 0, S, T]`` for every sequence.
+      rnnt_type: which alignments the lattice allows. ``"regular"``: only blank moves to
+        the next frame, so a frame may emit any number of labels. ``"modified"``: every
+        emission, blank or label, moves to the next frame (at most one label per frame; each
+        sequence needs no more labels than frames). ``"constrained"``: the frames advance as in
+        ``"modified"``, and a label emitted at frame t is scored together with the blank that
+        follows it in the new context at the same frame.
+      delay_penalty: >= 0 (0: none). Adds ``delay_penalty * ((T_b - 1) / 2 - t)`` to the
+        log-prob of every label emitted at frame t (``T_b``: the sequence's ``t_end``, T
+        without ``boundary``), which favours alignments that emit labels early (lower latency
+        of streaming models).
+      reduction: ``"none"``: a (B,) tensor, one loss per sequence; ``"mean"`` / ``"sum"``:
+        their mean / sum over the batch (a scalar).
+      return_grad: also return ``(px_grad, py_grad)``, shapes as px and py: the derivatives
+        of each sequence's log-likelihood w.r.t. px and py, i.e. the posterior probability that
+        an alignment uses each arc (the input of :func:`get_rnnt_prune_ranges`).
+    Returns:
+      The loss: the negated log-likelihood (nats) of each label sequence, summed over all
+      alignments the lattice allows, reduced as ``reduction`` says. With ``return_grad``:
+      ``(loss, (px_grad, py_grad))``.
+    """
     kw = dict(
         boundary=boundary,
         rnnt_type=rnnt_type,
@@ -181,7 +380,49 @@ def rnnt_loss_smoothed(
     reduction: str | None = "mean",
     return_grad: bool = False,
 ) -> Tensor | tuple[Tensor, tuple[Tensor, Tensor]]:
-    """Smoothed simple loss (icefall uses lm_only_scale=0.25, am_only_scale=0.0)."""
+    """RNN-T loss of the simple joiner smoothed with lm-only and am-only models.
+
+    icefall's pruned-transducer recipes use ``lm_only_scale=0.25, am_only_scale=0.0``.
+
+    Args:
+      lm: (B, S+1, C) float32 or float64. The prediction network's output projected to the
+        vocabulary (C symbols), one row per label context: row s after the first s labels.
+        Unnormalised scores (log-softmax is taken inside).
+      am: (B, T, C), same dtype as ``lm``. The encoder's output projected to the vocabulary,
+        one row per frame; unnormalised.
+      symbols: (B, S) integer tensor (int64; other integer dtypes are converted). The
+        label sequences, padded to the longest length S. Values must lie in [0, C), also in
+        the padding; a sequence's true length is given by ``boundary``.
+      termination_symbol: the blank id (usually 0). Emitting it moves to the next frame
+        without adding a label.
+      lm_only_scale: weight of the lm-only model (``lm`` log-softmaxed over C).
+      am_only_scale: weight of the am-only model (``am`` plus the log of the average symbol
+        distribution of ``lm``, log-softmaxed over C). The joint keeps weight
+        ``1 - lm_only_scale - am_only_scale``; the three log-probs are interpolated.
+      boundary: (B, 4) int64, or None. Row b is ``[s_begin, t_begin, s_end, t_end]``: the
+        lattice of sequence b starts after ``s_begin`` labels at frame ``t_begin`` and must end
+        after ``s_end`` labels at frame ``t_end``; usually ``[0, 0, label length, frame count]``.
+        None means ``[0, 0, S, T]`` for every sequence.
+      rnnt_type: which alignments the lattice allows. ``"regular"``: only blank moves to
+        the next frame, so a frame may emit any number of labels. ``"modified"``: every
+        emission, blank or label, moves to the next frame (at most one label per frame; each
+        sequence needs no more labels than frames). ``"constrained"``: the frames advance as in
+        ``"modified"``, and a label emitted at frame t is scored together with the blank that
+        follows it in the new context at the same frame.
+      delay_penalty: >= 0 (0: none). Adds ``delay_penalty * ((T_b - 1) / 2 - t)`` to the
+        log-prob of every label emitted at frame t (``T_b``: the sequence's ``t_end``, T
+        without ``boundary``), which favours alignments that emit labels early (lower latency
+        of streaming models).
+      reduction: ``"none"``: a (B,) tensor, one loss per sequence; ``"mean"`` / ``"sum"``:
+        their mean / sum over the batch (a scalar).
+      return_grad: also return ``(px_grad, py_grad)``, shapes as px and py: the derivatives
+        of each sequence's log-likelihood w.r.t. px and py, i.e. the posterior probability that
+        an alignment uses each arc (the input of :func:`get_rnnt_prune_ranges`).
+    Returns:
+      The loss: the negated log-likelihood (nats) of each label sequence, summed over all
+      alignments the lattice allows, reduced as ``reduction`` says. With ``return_grad``:
+      ``(loss, (px_grad, py_grad))``.
+    """
     kw = dict(
         lm_only_scale=lm_only_scale,
         am_only_scale=am_only_scale,
@@ -202,10 +443,24 @@ def rnnt_loss_smoothed(
 def get_rnnt_prune_ranges(
     px_grad: Tensor, py_grad: Tensor, boundary: Tensor, s_range: int
 ) -> Tensor:
-    """ranges (B, T, s_range) int64 from the simple loss's occupation grads.
+    """The window of label contexts to keep at each frame, for the pruned loss (k2's).
 
-    ``s_range``: an integer >= 1 (int, numpy integer or one-element integer tensor); regular
-    RNN-T raises it to its minimum with a warning, as k2 does.
+    At each frame the window of ``s_range`` consecutive contexts that holds the most posterior
+    mass of the simple loss is chosen; windows then start at 0, never move back and never skip
+    a label, and the last frame reaches the last label.
+
+    Args:
+      px_grad: (B, S, T+1) regular or (B, S, T) modified/constrained: label-arc posteriors,
+        from ``rnnt_loss_simple(..., return_grad=True)`` (or the smoothed loss).
+      py_grad: (B, S+1, T): blank-arc posteriors, from the same call.
+      boundary: (B, 4) int64 ``[s_begin, t_begin, s_end, t_end]`` per sequence (required
+        here).
+      s_range: the window size, an integer >= 1 (int, numpy integer or one-element integer
+        tensor). Regular RNN-T needs a window large enough to emit every label (at least 2);
+        a smaller one is raised, with a warning, as k2 does; one above S becomes S + 1.
+    Returns:
+      ranges: (B, T, s_range') int64, ``ranges[b, t, :]`` the consecutive contexts
+      ``s0, s0 + 1, ...`` kept at frame t (s_range' the window size actually used).
     """
     s_range = _P.as_s_range(s_range)
     ext = _external(px_grad)
@@ -217,7 +472,19 @@ def get_rnnt_prune_ranges(
 
 
 def do_rnnt_pruning(am: Tensor, lm: Tensor, ranges: Tensor) -> tuple[Tensor, Tensor]:
-    """(am_pruned, lm_pruned), each (B, T, s_range, D), from am (B, T, D), lm (B, S+1, D)."""
+    """The joiner's inputs at the kept contexts: (am_pruned, lm_pruned) (k2's).
+
+    Args:
+      am: (B, T, D) encoder side of the joiner (in icefall ``joiner.encoder_proj`` of the
+        encoder output, D = joiner dim).
+      lm: (B, S+1, D) decoder side of the joiner (``joiner.decoder_proj`` of the decoder
+        output), one row per label context.
+      ranges: (B, T, s_range) int64 from :func:`get_rnnt_prune_ranges`.
+    Returns:
+      (am_pruned, lm_pruned), each (B, T, s_range, D): ``am`` repeated over the window (the
+      builtin returns a broadcast view) and ``lm`` at the contexts ``ranges[b, t, :]``; the
+      joiner's output on them is the ``logits`` of :func:`rnnt_loss_pruned`.
+    """
     ext = _external(am)
     if ext is not None:
         return ext.do_rnnt_pruning(am=am, lm=lm, ranges=ranges)
@@ -234,7 +501,40 @@ def rnnt_loss_pruned(
     delay_penalty: float = 0.0,
     reduction: str | None = "mean",
 ) -> Tensor:
-    """Pruned RNN-T loss; logits (B, T, s_range, C), ranges (B, T, s_range)."""
+    """RNN-T loss on the pruned lattice: only ``s_range`` label contexts per frame (k2's).
+
+    The full joiner is evaluated on (B, T, s_range) instead of (B, T, S+1) points; arcs
+    outside the windows count as impossible.
+
+    Args:
+      logits: (B, T, s_range, C) float32 or float64: the joiner's output at frame t for the
+        contexts ``ranges[b, t, :]``, unnormalised.
+      symbols: (B, S) integer tensor (int64; other integer dtypes are converted). The
+        label sequences, padded to the longest length S. Values must lie in [0, C), also in
+        the padding; a sequence's true length is given by ``boundary``.
+      ranges: (B, T, s_range) int64, from :func:`get_rnnt_prune_ranges`.
+      termination_symbol: the blank id (usually 0). Emitting it moves to the next frame
+        without adding a label.
+      boundary: (B, 4) int64, or None. Row b is ``[s_begin, t_begin, s_end, t_end]``: the
+        lattice of sequence b starts after ``s_begin`` labels at frame ``t_begin`` and must end
+        after ``s_end`` labels at frame ``t_end``; usually ``[0, 0, label length, frame count]``.
+        None means ``[0, 0, S, T]`` for every sequence.
+      rnnt_type: which alignments the lattice allows. ``"regular"``: only blank moves to
+        the next frame, so a frame may emit any number of labels. ``"modified"``: every
+        emission, blank or label, moves to the next frame (at most one label per frame; each
+        sequence needs no more labels than frames). ``"constrained"``: the frames advance as in
+        ``"modified"``, and a label emitted at frame t is scored together with the blank that
+        follows it in the new context at the same frame.
+      delay_penalty: >= 0 (0: none). Adds ``delay_penalty * ((T_b - 1) / 2 - t)`` to the
+        log-prob of every label emitted at frame t (``T_b``: the sequence's ``t_end``, T
+        without ``boundary``), which favours alignments that emit labels early (lower latency
+        of streaming models).
+      reduction: ``"none"``: a (B,) tensor, one loss per sequence; ``"mean"`` / ``"sum"``:
+        their mean / sum over the batch (a scalar).
+    Returns:
+      The loss: the negated log-likelihood (nats) of each label sequence, summed over the
+      alignments inside the windows, reduced as ``reduction`` says.
+    """
     kw = dict(
         boundary=boundary, rnnt_type=rnnt_type, delay_penalty=delay_penalty, reduction=reduction
     )
@@ -259,7 +559,39 @@ def rnnt_loss(
     delay_penalty: float = 0.0,
     reduction: str | None = "mean",
 ) -> Tensor:
-    """Full RNN-T loss on joint logits (B, T, S+1, C) (before log-softmax)."""
+    """RNN-T loss on the full joiner output (every frame with every context) (k2's).
+
+    Memory grows as B * T * (S+1) * C; the pruned loss (:func:`rnnt_loss_pruned`) is the
+    affordable form for training.
+
+    Args:
+      logits: (B, T, S+1, C) float32 or float64: the joiner's output for frame t and label
+        context s, unnormalised.
+      symbols: (B, S) integer tensor (int64; other integer dtypes are converted). The
+        label sequences, padded to the longest length S. Values must lie in [0, C), also in
+        the padding; a sequence's true length is given by ``boundary``.
+      termination_symbol: the blank id (usually 0). Emitting it moves to the next frame
+        without adding a label.
+      boundary: (B, 4) int64, or None. Row b is ``[s_begin, t_begin, s_end, t_end]``: the
+        lattice of sequence b starts after ``s_begin`` labels at frame ``t_begin`` and must end
+        after ``s_end`` labels at frame ``t_end``; usually ``[0, 0, label length, frame count]``.
+        None means ``[0, 0, S, T]`` for every sequence.
+      rnnt_type: which alignments the lattice allows. ``"regular"``: only blank moves to
+        the next frame, so a frame may emit any number of labels. ``"modified"``: every
+        emission, blank or label, moves to the next frame (at most one label per frame; each
+        sequence needs no more labels than frames). ``"constrained"``: the frames advance as in
+        ``"modified"``, and a label emitted at frame t is scored together with the blank that
+        follows it in the new context at the same frame.
+      delay_penalty: >= 0 (0: none). Adds ``delay_penalty * ((T_b - 1) / 2 - t)`` to the
+        log-prob of every label emitted at frame t (``T_b``: the sequence's ``t_end``, T
+        without ``boundary``), which favours alignments that emit labels early (lower latency
+        of streaming models).
+      reduction: ``"none"``: a (B,) tensor, one loss per sequence; ``"mean"`` / ``"sum"``:
+        their mean / sum over the batch (a scalar).
+    Returns:
+      The loss: the negated log-likelihood (nats) of each label sequence, summed over all
+      alignments, reduced as ``reduction`` says.
+    """
     kw = dict(
         boundary=boundary, rnnt_type=rnnt_type, delay_penalty=delay_penalty, reduction=reduction
     )

@@ -17,9 +17,16 @@ from torch import Tensor, nn
 
 
 class Decoder(nn.Module):
-    """forward(y (N, U) int64, need_pad=True) -> (N, U, decoder_dim).
+    """Stateless prediction network: the last ``context_size`` symbols -> (..., decoder_dim).
 
-    With ``need_pad=False`` no left padding is added: y (N, U >= context_size) gives
+    Args:
+      vocab_size: number of symbols V (blank included).
+      decoder_dim: output (and embedding) dimension d; divisible by 4 when context_size > 1.
+      blank_id: the blank symbol, also the left padding of the context.
+      context_size: symbols the output depends on (1: the last symbol only, no convolution).
+
+    ``forward(y (N, U) int64, need_pad=True) -> (N, U, decoder_dim)``. With ``need_pad=False``
+    no left padding is added: y (N, U >= context_size) gives
     (N, U - context_size + 1, decoder_dim); search passes the last ``context_size`` symbols.
     """
 
@@ -61,7 +68,17 @@ class Decoder(nn.Module):
         return vocab_size * decoder_dim + conv
 
     def forward(self, y: Tensor, need_pad: bool = True) -> Tensor:
-        """y (N, U) int64 symbol ids -> (N, U, decoder_dim) (N, 1, d without padding)."""
+        """Decoder output for each position of ``y``.
+
+        Args:
+          y: (N, U) int64 symbol ids in [0, vocab_size); in training the labels with blank
+            prepended (U = S + 1), in search the last ``context_size`` symbols.
+          need_pad: left-pad y with ``context_size - 1`` blanks so every position has a full
+            context (training); False: y already holds the context (search).
+        Returns:
+          (N, U, decoder_dim) with ``need_pad``, else (N, U - context_size + 1, decoder_dim)
+          (N, 1, decoder_dim in search), after ReLU.
+        """
         if y.ndim != 2:
             raise ValueError(f"y must have shape (N, U), got {tuple(y.shape)}")
         if y.dtype != torch.int64:

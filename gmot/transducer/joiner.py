@@ -15,8 +15,17 @@ from torch import Tensor, nn
 
 
 class Joiner(nn.Module):
-    """forward(encoder_out (..., E or J), decoder_out (..., D or J), project_input=True)
-    -> logits (..., V); encoder_out and decoder_out broadcast against each other."""
+    """Transducer joiner: ``output_linear(tanh(encoder_proj(e) + decoder_proj(d)))``.
+
+    Args:
+      encoder_dim: E, the encoder output dimension.
+      decoder_dim: D, the decoder (prediction network) output dimension.
+      joiner_dim: J, the dimension both are projected to.
+      vocab_size: V, the number of output symbols (blank included).
+
+    ``forward(encoder_out (..., E or J), decoder_out (..., D or J), project_input=True)
+    -> logits (..., V)``; encoder_out and decoder_out broadcast against each other.
+    """
 
     def __init__(self, encoder_dim: int, decoder_dim: int, joiner_dim: int, vocab_size: int):
         super().__init__()
@@ -48,7 +57,18 @@ class Joiner(nn.Module):
     def forward(
         self, encoder_out: Tensor, decoder_out: Tensor, project_input: bool = True
     ) -> Tensor:
-        """Logits (..., vocab_size); see class docstring for shapes."""
+        """Unnormalised logits over the vocabulary for each encoder/decoder pair.
+
+        Args:
+          encoder_out: (..., E), or (..., J) already projected; e.g. (B, T, 1, E) for the
+            full lattice or (B, T, s_range, J) from :func:`gmot.transducer.do_rnnt_pruning`.
+          decoder_out: (..., D), or (..., J) already projected; broadcasts against
+            ``encoder_out`` (e.g. (B, 1, S+1, D)).
+          project_input: apply ``encoder_proj`` / ``decoder_proj`` first; False when the
+            inputs are already projected (the pruned loss projects before pruning).
+        Returns:
+          logits (..., vocab_size), the broadcast shape of the inputs' leading dimensions.
+        """
         e_dim = self.encoder_dim if project_input else self.joiner_dim
         d_dim = self.decoder_dim if project_input else self.joiner_dim
         if encoder_out.shape[-1] != e_dim:
