@@ -155,9 +155,23 @@ class WordRun:
 class WordBigram:
     """A maximum-likelihood word-bigram model over word runs. Only runs that start (end) their
     sentence give sentence-start (end) counts, so sampled sentences begin and end as HSK
-    sentences do. Each word is sampled with its most frequent reading in the source text."""
+    sentences do. Each word is sampled with its most frequent reading in the source text.
 
-    def __init__(self, runs: list[WordRun]) -> None:
+    ``flatten`` (0 < flatten <= 1) raises every transition count to that power before sampling:
+    1 is the maximum-likelihood model, smaller values give rare continuations (and so rare
+    characters) more weight while keeping only transitions seen in the HSK text.
+
+    ``backoff`` (0 <= backoff < 1) is the chance that a word after the first is drawn from the
+    word-unigram distribution (counts raised to ``flatten`` as well) instead of following the
+    previous word: word pairs that the HSK text never has then occur too, as they do in other
+    text. Sentences still start with a word that starts an HSK sentence and end after a word
+    that ends one."""
+
+    def __init__(self, runs: list[WordRun], flatten: float = 1.0, backoff: float = 0.0) -> None:
+        if not 0.0 < flatten <= 1.0:
+            raise ValueError(f"flatten must be in (0, 1], got {flatten}")
+        if not 0.0 <= backoff < 1.0:
+            raise ValueError(f"backoff must be in [0, 1), got {backoff}")
         if not any(r.starts for r in runs) or not any(r.ends for r in runs):
             raise ValueError("WordBigram needs runs that start and end a sentence")
         follow: dict[str, Counter] = defaultdict(Counter)
@@ -172,8 +186,11 @@ class WordBigram:
                 follow[_BOS][words[0]] += 1
             if run.ends:
                 follow[words[-1]][_EOS] += 1
-        self._next = {a: (list(c), list(c.values())) for a, c in follow.items()}
+        self._next = {a: (list(c), [n**flatten for n in c.values()]) for a, c in follow.items()}
         self.reading = {w: c.most_common(1)[0][0] for w, c in readings.items()}
+        self.backoff = backoff
+        self._words = list(readings)
+        self._word_weights = [sum(readings[w].values()) ** flatten for w in self._words]
 
     @property
     def num_words(self) -> int:
@@ -187,7 +204,10 @@ class WordBigram:
             words: list[str] = []
             prev, n = _BOS, 0
             while n <= max_chars and prev in self._next:
-                cand, weights = self._next[prev]
+                if self.backoff and prev != _BOS and rng.random() < self.backoff:
+                    cand, weights = self._words, self._word_weights
+                else:
+                    cand, weights = self._next[prev]
                 prev = rng.choices(cand, weights)[0]
                 if prev == _EOS:
                     break

@@ -2,13 +2,19 @@ import random
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gmot.data.espeak import EspeakSynth
-from gmot.data.hsk_corpus import plan_utterances, synthesize_corpus
+from gmot.data.hsk_corpus import (
+    balance_by_coverage,
+    plan_utterances,
+    select_text,
+    synthesize_corpus,
+)
 from gmot.data.hsk_text import (
     Sentence,
     WordBigram,
@@ -136,6 +142,96 @@ def test_word_bigram_follows_its_runs():
         bg.sample(rng, 30, 40)
     with pytest.raises(ValueError):
         WordBigram([WordRun((("我", "wo3"),), False, False)])
+
+
+def test_word_bigram_flatten_reweights_transitions():
+    # "我" is followed by "喜欢" 9 times and by "是" once: ML picks "是" with p = 0.1,
+    # flatten 0.5 with p = 1 / (1 + 3) = 0.25, and flatten outside (0, 1] is refused.
+    runs = [WordRun((("我", "wo3"), ("喜欢", "xi3 huan5")), True, True)] * 9
+    runs = runs + [WordRun((("我", "wo3"), ("是", "shi4")), True, True)]
+    for flatten, p in ((1.0, 0.1), (0.5, 0.25)):
+        bg = WordBigram(runs, flatten=flatten)
+        rng = random.Random(0)
+        n = 4000
+        share = sum(bg.sample(rng, 1, 5).words[1] == "是" for _ in range(n)) / n
+        assert abs(share - p) < 4 * (p * (1 - p) / n) ** 0.5, (flatten, share)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="flatten"):
+            WordBigram(runs, flatten=bad)
+
+
+def test_word_bigram_backoff_brings_unseen_pairs():
+    runs = [
+        WordRun((("我", "wo3"), ("喜欢", "xi3 huan5"), ("你", "ni3")), True, True),
+        WordRun((("他", "ta1"), ("是", "shi4"), ("老师", "lao3 shi1")), True, True),
+    ]
+    seen_pairs = {("我", "喜欢"), ("喜欢", "你"), ("他", "是"), ("是", "老师")}
+    for backoff in (0.0, 0.4):
+        bg = WordBigram(runs, backoff=backoff)
+        rng = random.Random(1)
+        pairs = Counter()
+        for _ in range(300):
+            s = bg.sample(rng, 1, 12)
+            assert s.words[0] in ("我", "他")  # the first word still starts an HSK sentence
+            assert s.words[-1] in ("你", "老师")  # and the last one ends one
+            pairs.update(zip(s.words, s.words[1:]))
+        unseen = sum(n for p, n in pairs.items() if p not in seen_pairs) / sum(pairs.values())
+        if backoff == 0.0:
+            assert unseen == 0.0
+        else:  # a backed-off word makes a new pair unless it is the usual follower
+            assert 0.15 < unseen < 0.7, unseen  # accepted sentences are a biased sample
+    with pytest.raises(ValueError, match="backoff"):
+        WordBigram(runs, backoff=1.0)
+
+
+def _greedy_reference(pool, counts, num, target):
+    """Plain (non-lazy) greedy: rescore every remaining sentence at each pick."""
+    counts, left, out = dict(counts), list(range(len(pool))), []
+    for _ in range(min(num, len(pool))):
+
+        def score(i):
+            cs = pool[i].chars
+            return sum(1 / (1 + counts.get(c, 0) / target) for c in cs) / len(cs)
+
+        best = max(left, key=lambda i: (score(i), -i))
+        left.remove(best)
+        out.append(pool[best])
+        for c in pool[best].chars:
+            counts[c] = counts.get(c, 0) + 1
+    return out
+
+
+def test_balance_by_coverage_equals_plain_greedy():
+    rng = random.Random(3)
+    alphabet = "我你他是的了在有人好不大"
+    pool = []
+    for _ in range(60):
+        text = "".join(rng.choice(alphabet[: rng.randint(2, len(alphabet))]) for _ in range(4))
+        pool.append(Sentence((text,), ("a1",) * 4, "sampled"))
+    start = Counter("我我我我你")
+    for target in (1.0, 5.0):
+        got = balance_by_coverage(pool, Counter(start), 25, target)
+        assert [s.chars for s in got] == [
+            s.chars for s in _greedy_reference(pool, start, 25, target)
+        ]
+    with pytest.raises(ValueError, match="target"):
+        balance_by_coverage(pool, Counter(), 5, 0.0)
+
+
+def test_select_text_evens_character_counts():
+    kw = dict(max_level=1, min_chars=4, max_chars=16, num_train=1500, held_sentences=20)
+    tenth = {}
+    ml = dict(flatten=1.0, backoff=0.0, coverage_target=0)
+    for name, extra in (("ml", ml), ("even", dict(backoff=0.0)), ("default", {})):
+        text = select_text(random.Random(5), **kw, **extra)
+        train = text["train"]
+        assert len({s.chars for s in train}) == 1500  # still distinct
+        held = {s.chars for s in text["dev"] + text["test"]}
+        assert not held & {s.chars for s in train}
+        counts = Counter(c for s in train for c in s.chars)
+        tenth[name] = sorted(counts.values())[len(counts) // 10]
+    # the rarest tenth of the characters occurs far more often once counts are evened out
+    assert tenth["even"] >= 2 * tenth["ml"] and tenth["default"] >= 2 * tenth["ml"], tenth
 
 
 def test_sentence_checks_its_pinyin():
@@ -289,3 +385,29 @@ def test_plan_without_held_out_variants():
     assert not spk["train"] & spk["dev"] and not spk["train"] & spk["test"]
     assert {s.variant for s in spk["train"]} == set(usable_variants())  # 100 speakers, 93 variants
     assert {s.variant for s in spk["dev"]} != {s.variant for s in spk["test"]}
+
+
+def test_rewrite_removes_the_previous_corpus(tmp_path):
+    # A corpus written earlier with other options (here: 10 utterances per speaker, so wav
+    # names W0006.. that a 5-per-speaker plan never uses) must not survive a rewrite: prepare
+    # would read every wav it finds, and stale ones whose names the new transcript reuses
+    # would carry another sentence's text.
+    kw = dict(num_train=20, num_dev=2, num_test=2, max_level=1, seed=3)
+    synthesize_corpus(tmp_path, utts_per_speaker=10, **kw)
+    synthesize_corpus(tmp_path, utts_per_speaker=5, **kw)
+    root = tmp_path / "data_aishell"
+    wavs = {p.stem for p in (root / "wav").rglob("*.wav")}
+    listed = {
+        line.split()[0]
+        for line in (root / "transcript/aishell_transcript_v0.8.txt").read_text().splitlines()
+    }
+    assert wavs == listed and len(wavs) == 24
+
+
+def test_refuses_to_write_into_foreign_audio(tmp_path):
+    foreign = tmp_path / "data_aishell/wav/train/S0002/BAC009S0002W0001.wav"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_bytes(b"RIFF")  # someone's real corpus: no gmot licence file beside it
+    with pytest.raises(ValueError, match="not written by gmot"):
+        synthesize_corpus(tmp_path, num_train=20, num_dev=2, num_test=2, utts_per_speaker=5, seed=3)
+    assert foreign.read_bytes() == b"RIFF"
