@@ -45,6 +45,9 @@ class ConvNeXt(nn.Module):
             self.pointwise2.weight.mul_(0.01)
 
     def forward(self, x: Tensor) -> Tensor:
+        # Channels-last makes the 7x7 depthwise convolution (forward + backward) about 3.5x
+        # faster on CPU (oneDNN); values are unchanged (bench/bench_conv_embed.py).
+        x = x.contiguous(memory_format=torch.channels_last)
         y = self.pointwise1(self.depthwise(x))
         y = self.activation(self.hidden_balancer(y))
         return x + self.pointwise2(y)
