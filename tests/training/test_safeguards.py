@@ -64,7 +64,7 @@ def test_metrics_gmot_convergence_per_solve():
     assert m.norm() == pytest.approx({"gmot_unconverged": 1 / 3, "gmot_outer_iters": 5.0})
 
 
-def _loop_params(tmp_path, **kw):
+def loop_params(tmp_path, **kw):
     p = make_params(**kw)
     for k, v in dict(
         exp_dir=tmp_path,
@@ -94,7 +94,7 @@ def test_nonfinite_batches_are_skipped_then_training_stops(tmp_path):
     bad = synthetic.collate(utts[4:])
     bad["features"][0, 5, 3] = float("nan")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    p = _loop_params(tmp_path)
+    p = loop_params(tmp_path)
     # one bad batch is skipped without touching the parameters
     train_one_epoch(p, model, None, opt, sched, [bad], None, torch.device("cpu"))
     for k, v in model.state_dict().items():
@@ -108,7 +108,7 @@ def test_exception_saves_offending_batch(tmp_path):
     model, opt, sched = _setup()
     batch = synthetic.collate(synthetic.make_utterances(4))
     batch["token_ids"][1] = [999]  # out of vocabulary -> error inside the model
-    p = _loop_params(tmp_path)
+    p = loop_params(tmp_path)
     with pytest.raises(ValueError, match="token_ids"):
         train_one_epoch(p, model, None, opt, sched, [batch], None, torch.device("cpu"))
     saved = torch.load(tmp_path / "bad-batch-1.pt", weights_only=False)
