@@ -227,6 +227,113 @@ def _log_plan(params: Any, tb: Any, info: dict, batch: dict, b: int) -> None:
         logging.warning("could not plot the transport plan: %s", exc)
 
 
+def train_step(
+    params: Any,
+    model: nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    batch: dict,
+    b: int,
+    device: torch.device,
+    *,
+    scaler: Any,
+    guard: NonFiniteGuard,
+    rank: int,
+    world_size: int,
+) -> tuple[bool, dict[str, float], dict]:
+    """Forward, backward and update on global batch ``b`` (``optimizer`` and ``scheduler`` step).
+
+    A non-finite loss is skipped (on every rank when any rank's is, see ``guard``). An exception
+    saves the batch to ``exp_dir/bad-batch-B.pt`` and propagates.
+
+    Returns:
+      (whether the batch was used, its metric sums, the model's info dict).
+    """
+    try:
+        loss, m, info = compute_loss(params, model, batch, device, True, batch_idx_train=b)
+        ok = guard.check(loss, b, batch.get("cut_ids"))
+        if world_size > 1:  # skip together: one rank's nan must not reach the others
+            flag = torch.tensor([float(ok)], device=device)
+            ok = bool(all_reduce_sum(flag).item() == world_size)
+        if ok:
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+        elif world_size > 1:  # finish DDP's pending reduction; the result is discarded
+            (loss.nan_to_num(0.0, 0.0, 0.0) * 0.0).backward()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step_batch(b)
+    except Exception:
+        if rank == 0:
+            logging.exception("exception at batch %d", b)
+        save_bad_batch(params.exp_dir, batch, model, b, rank if world_size > 1 else None)
+        raise
+    return ok, m, info
+
+
+def log_progress(
+    params: Any,
+    st: TrainState,
+    m: dict[str, float],
+    tot: MetricsTracker,
+    scheduler: Any,
+    scaler: Any,
+    tb_writer: Any,
+    elapsed: float,
+) -> None:
+    """Log this batch's and the running (``tot``) losses, lr and grad scale; to TensorBoard too
+    when ``tb_writer`` is given."""
+    b = st.batch_idx_train
+    lr = scheduler.get_last_lr()[0]
+    gs = scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
+    cur = MetricsTracker(m).norm()
+    logging.info(
+        "epoch %d, batch %d (global %d), loss[%s], tot_loss[%s], lr %.3g, grad_scale %g, %.2f s",
+        st.cur_epoch,
+        st.batch_idx_epoch,
+        b,
+        ", ".join(f"{k}={v:.4g}" for k, v in cur.items()),
+        tot,
+        lr,
+        gs,
+        elapsed,
+    )
+    if tb_writer is not None:
+        for k, v in cur.items():
+            tb_writer.add_scalar(f"train/current_{k}", v, b)
+        for k, v in tot.norm().items():
+            tb_writer.add_scalar(f"train/tot_{k}", v, b)
+        tb_writer.add_scalar("train/lr", lr, b)
+        tb_writer.add_scalar("train/grad_scale", gs, b)
+        tb_writer.add_scalar("train/gmot_scale", gmot_scale(params, b), b)
+
+
+def validate_and_log(
+    params: Any,
+    model: nn.Module,
+    valid_dl: Any,
+    device: torch.device,
+    st: TrainState,
+    rank: int,
+    tb_writer: Any,
+) -> None:
+    """Validate (all ranks), log the result on rank 0 and keep ``st.best_valid_loss``."""
+    b = st.batch_idx_train
+    v = validate(params, model, valid_dl, device)
+    if rank == 0:
+        logging.info("epoch %d, batch %d: validation %s", st.cur_epoch, b, v)
+        if tb_writer is not None:
+            for k, val in v.norm().items():
+                tb_writer.add_scalar(f"valid/{k}", val, b)
+    loss_v = v.norm().get("loss", math.inf)
+    if loss_v < st.best_valid_loss:
+        st.best_valid_loss = loss_v
+
+
 def train_one_epoch(
     params: Any,
     model: nn.Module,
@@ -250,6 +357,10 @@ def train_one_epoch(
     (batches done in this epoch), ``best_valid_loss`` (default: a fresh :class:`TrainState`).
     ``params`` (the parsed flags) is only read. ``save_fn(path)`` writes a checkpoint (called on
     every rank; only rank 0 writes) every ``save_every_n`` batches as ``checkpoint-B.pt``.
+
+    Per batch, in this order: :func:`train_step`, the running metrics, the grad-scale watchdog,
+    the averaged model, :func:`log_progress`, the transport-plan plot, :func:`validate_and_log`,
+    the checkpoint.
     """
     from gmot.models.zipformer import set_batch_count
 
@@ -263,29 +374,19 @@ def train_one_epoch(
         st.batch_idx_epoch += 1
         b = st.batch_idx_train
         set_batch_count(model, st.ref_batch_count_scale * b)
-        try:
-            loss, m, info = compute_loss(params, model, batch, device, True, batch_idx_train=b)
-            ok = guard.check(loss, b, batch.get("cut_ids"))
-            if world_size > 1:  # skip together: one rank's nan must not reach the others
-                flag = torch.tensor([float(ok)], device=device)
-                ok = bool(all_reduce_sum(flag).item() == world_size)
-            if ok:
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    optimizer.step()
-            elif world_size > 1:  # finish DDP's pending reduction; the result is discarded
-                (loss.nan_to_num(0.0, 0.0, 0.0) * 0.0).backward()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step_batch(b)
-        except Exception:
-            if rank == 0:
-                logging.exception("exception at batch %d", b)
-            save_bad_batch(params.exp_dir, batch, model, b, rank if world_size > 1 else None)
-            raise
+        ok, m, info = train_step(
+            params,
+            model,
+            optimizer,
+            scheduler,
+            batch,
+            b,
+            device,
+            scaler=scaler,
+            guard=guard,
+            rank=rank,
+            world_size=world_size,
+        )
         if ok:
             tot.add(m, decay=1.0 - 1.0 / params.reset_interval)
         if scaler is not None and b % 100 == 0:
@@ -295,29 +396,7 @@ def train_one_epoch(
 
             update_averaged_model(model_avg, model, b, params.average_period)
         if b % params.log_interval == 0 and rank == 0:
-            lr = scheduler.get_last_lr()[0]
-            gs = scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
-            cur = MetricsTracker(m).norm()
-            logging.info(
-                "epoch %d, batch %d (global %d), loss[%s], tot_loss[%s], lr %.3g, grad_scale %g, "
-                "%.2f s",
-                st.cur_epoch,
-                st.batch_idx_epoch,
-                b,
-                ", ".join(f"{k}={v:.4g}" for k, v in cur.items()),
-                tot,
-                lr,
-                gs,
-                time.time() - t0,
-            )
-            if tb_writer is not None:
-                for k, v in cur.items():
-                    tb_writer.add_scalar(f"train/current_{k}", v, b)
-                for k, v in tot.norm().items():
-                    tb_writer.add_scalar(f"train/tot_{k}", v, b)
-                tb_writer.add_scalar("train/lr", lr, b)
-                tb_writer.add_scalar("train/grad_scale", gs, b)
-                tb_writer.add_scalar("train/gmot_scale", gmot_scale(params, b), b)
+            log_progress(params, st, m, tot, scheduler, scaler, tb_writer, time.time() - t0)
         if (
             tb_writer is not None
             and rank == 0
@@ -327,15 +406,7 @@ def train_one_epoch(
         ):
             _log_plan(params, tb_writer, info, batch, b)
         if valid_dl is not None and params.valid_interval > 0 and b % params.valid_interval == 0:
-            v = validate(params, model, valid_dl, device)
-            if rank == 0:
-                logging.info("epoch %d, batch %d: validation %s", st.cur_epoch, b, v)
-                if tb_writer is not None:
-                    for k, val in v.norm().items():
-                        tb_writer.add_scalar(f"valid/{k}", val, b)
-            loss_v = v.norm().get("loss", math.inf)
-            if loss_v < st.best_valid_loss:
-                st.best_valid_loss = loss_v
+            validate_and_log(params, model, valid_dl, device, st, rank, tb_writer)
         # last: the checkpoint holds the state after everything done at batch b (validation
         # draws from the global RNG), so a resume from it continues exactly
         if save_fn is not None and params.save_every_n > 0 and b % params.save_every_n == 0:
