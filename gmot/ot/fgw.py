@@ -5,12 +5,8 @@ Problem per batch entry (one utterance), with ``Pi(a, b)`` the couplings of the 
     FGW(T) = (1 - alpha) <M, T> + alpha GW(T),
     GW(T)  = sum_{i,i',k,k'} (C1[i,i'] - C2[k,k'])^2 T[i,k] T[i',k']
 
-The square-loss tensor product is never formed in 4-D (Peyre, Cuturi, Solomon 2016)::
-
-    grad GW(T) = 2 (C1^2 a 1^T + 1 (C2^2 b)^T) - 4 C1 T C2^T            (C1, C2 symmetric)
-    GW(T)      = p^T C1^2 p + q^T C2^2 q - 2 <C1 T C2^T, T>,   p = T 1, q = T^T 1
-
-which costs ``O(n^2 m + n m^2)`` per product. Outer iterations linearise the objective at the
+The square-loss tensor product is never formed in 4-D (closed forms in :mod:`gmot.ot.fgw_terms`,
+``O(n^2 m + n m^2)`` per product). Outer iterations linearise the objective at the
 current plan, ``G_k = (1 - alpha) M + alpha grad GW(T_k)``, and solve an entropic OT problem
 with inner log-domain Sinkhorn (:mod:`gmot.ot.sinkhorn`):
 
@@ -80,16 +76,18 @@ promoted to float32); log-domain stabilised sweeps keep float32 finite for tiny 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 
+from gmot.ot.fgw_terms import asymmetric, entropic_term, gw_const, gw_gradient, gw_value
 from gmot.ot.sinkhorn import (
     KERNELS,
     NEG_LARGE,
     SinkhornPlan,
-    _check_marginals,
     autocast_off,
+    check_marginals,
     marginal_penalty,
     sinkhorn_plan,
     unbalanced_exponents,
@@ -214,78 +212,6 @@ class _Problem:
     symmetric: bool
     fa: float
     fb: float
-
-
-def _asymmetric(C: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` True where ``C`` fails POT's symmetry test ``allclose(C, C^T, 1e-5, 1e-10)``."""
-    Ct = C.transpose(1, 2)
-    return ((C - Ct).abs() > 1e-10 + 1e-5 * Ct.abs()).flatten(1).any(1)
-
-
-def entropic_term(
-    T: torch.Tensor,
-    valid: torch.Tensor,
-    epsilon: float,
-    log_prior: torch.Tensor | None = None,
-    balanced: bool = True,
-) -> torch.Tensor:
-    """``epsilon * sum_valid T log(T / P)`` ``(B,)``; ``- epsilon * sum T`` too when unbalanced.
-
-    ``T`` ``(B, n, m)`` plan, ``valid`` ``(B, n, m)`` bool (non-padded entries), ``log_prior``
-    ``(B, n, m)`` ``log P`` (None: ``P = 1``). Balanced: POT's ``reg * sum T log T`` convention.
-    """
-    ent = torch.xlogy(T, T)
-    if log_prior is not None:
-        ent = ent - T * log_prior
-    if not balanced:
-        ent = ent - T
-    return epsilon * torch.where(valid, ent, 0.0).sum((1, 2))
-
-
-def gw_gradient(
-    C1: torch.Tensor,
-    C2: torch.Tensor,
-    T: torch.Tensor,
-    const: torch.Tensor,
-    symmetric: bool = True,
-) -> torch.Tensor:
-    """Gradient of the square-loss GW objective w.r.t. the plan, ``(B, n, m)``.
-
-    ``const`` is ``(C1^2 a)[:, :, None] + (C2^2 b)[:, None, :]`` (symmetric case) or the sum of
-    that and its transposed-C counterpart (non-symmetric case), see :func:`_gw_const`.
-    """
-    prod = torch.bmm(torch.bmm(C1, T), C2.transpose(1, 2))
-    if symmetric:
-        return 2.0 * const - 4.0 * prod
-    prod_t = torch.bmm(torch.bmm(C1.transpose(1, 2), T), C2)
-    return const - 2.0 * (prod + prod_t)
-
-
-def _gw_const(
-    C1: torch.Tensor, C2: torch.Tensor, a: torch.Tensor, b: torch.Tensor, symmetric: bool
-) -> torch.Tensor:
-    C1s, C2s = C1 * C1, C2 * C2
-    c = torch.bmm(C1s, a[:, :, None]) + torch.bmm(C2s, b[:, :, None]).transpose(1, 2)
-    if symmetric:
-        return c
-    ct = torch.bmm(C1s.transpose(1, 2), a[:, :, None]) + torch.bmm(
-        C2s.transpose(1, 2), b[:, :, None]
-    ).transpose(1, 2)
-    return c + ct
-
-
-def gw_value(C1: torch.Tensor, C2: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
-    """Exact square-loss GW objective ``sum (C1[i,i'] - C2[k,k'])^2 T[i,k] T[i',k']``, ``(B,)``.
-
-    Uses the plan's own marginals, so it is exact also for a plan that does not satisfy the
-    marginal constraints to machine precision; valid for non-symmetric ``C1``, ``C2``.
-    """
-    p = T.sum(2)
-    q = T.sum(1)
-    t1 = (torch.bmm(C1 * C1, p[:, :, None]).squeeze(2) * p).sum(1)
-    t2 = (torch.bmm(C2 * C2, q[:, :, None]).squeeze(2) * q).sum(1)
-    cross = (torch.bmm(torch.bmm(C1, T), C2.transpose(1, 2)) * T).sum((1, 2))
-    return t1 + t2 - 2.0 * cross
 
 
 def _validate(M: torch.Tensor | None, C1: torch.Tensor, C2: torch.Tensor) -> tuple[int, int, int]:
@@ -421,21 +347,48 @@ def solve_fgw(
     """
     options.check()
     B, n, m = _validate(M, C1, C2)
-    alpha = float(options.alpha)
-    epsilon = float(options.epsilon)
-    solver, grad, value, validate = options.solver, options.grad, options.value, options.validate
-    symmetric = options.symmetric
     if M is None:
-        if alpha != 1.0:
-            raise ValueError(f"M=None (pure GW) requires alpha=1, got alpha={alpha}")
+        if float(options.alpha) != 1.0:
+            raise ValueError(f"M=None (pure GW) requires alpha=1, got alpha={float(options.alpha)}")
         M = torch.zeros((B, n, m), dtype=C1.dtype, device=C1.device)
     if log_prior is not None:
-        if solver != "pgd":
+        if options.solver != "pgd":
             raise ValueError("log_prior (KL prior) is only defined for solver='pgd'")
         if tuple(log_prior.shape) != (B, n, m):
             raise ValueError(f"log_prior must have shape {(B, n, m)}, got {tuple(log_prior.shape)}")
     if init_plan is not None and tuple(init_plan.shape) != (B, n, m):
         raise ValueError(f"init_plan must have shape {(B, n, m)}, got {tuple(init_plan.shape)}")
+    problem, rho = _prepare(M, C1, C2, a, b, options, log_prior, init_plan)
+    track = options.grad == "autodiff"
+    solved = problem
+    if not track:  # the outer loop runs on detached costs (envelope / detach gradients)
+        solved = dataclasses.replace(
+            problem, M=problem.M.detach(), C1=problem.C1.detach(), C2=problem.C2.detach()
+        )
+    with torch.set_grad_enabled(track and torch.is_grad_enabled()):
+        T, n_outer, n_inner, outer_err = _solve(solved, options)
+    if not track:
+        T = T.detach()
+    result = _value_at_plan(problem, T, options, rho)
+    return dataclasses.replace(result, n_outer=n_outer, n_inner=n_inner, outer_err=outer_err)
+
+
+def _prepare(
+    M: torch.Tensor,
+    C1: torch.Tensor,
+    C2: torch.Tensor,
+    a: torch.Tensor | None,
+    b: torch.Tensor | None,
+    options: FGWOptions,
+    log_prior: torch.Tensor | None,
+    init_plan: torch.Tensor | None,
+) -> tuple[_Problem, tuple[float | None, float | None]]:
+    """The problem the outer loop solves, from inputs of checked shapes: at least float32,
+    weights checked (uniform for ``None``), costs finite where they count, padded entries zeroed
+    (differentiably), the symmetry decided. Returns it and the unbalanced penalties
+    ``(rho_a, rho_b)``."""
+    B, n, m = M.shape
+    alpha, epsilon = float(options.alpha), float(options.epsilon)
     # Work in at least float32 (half precision cannot hold the log-domain ranges).
     dtype = torch.promote_types(torch.promote_types(M.dtype, C1.dtype), C2.dtype)
     if dtype in (torch.float16, torch.bfloat16):
@@ -443,10 +396,10 @@ def solve_fgw(
     M, C1, C2 = M.to(dtype), C1.to(dtype), C2.to(dtype)
     fa, fb, rho_a, rho_b = unbalanced_exponents(options.reg_marginals, epsilon)
     balanced = rho_a is None and rho_b is None
-    a, b = _check_marginals(a, b, B, n, m, M, values=validate, balanced=balanced)
+    a, b = check_marginals(a, b, B, n, m, M, values=options.validate, balanced=balanced)
     row, col = a > 0, b > 0
     valid = row[:, :, None] & col[:, None, :]
-    if validate:
+    if options.validate:
         _check_finite("M", M, valid)
         _check_finite("C1", C1, row[:, :, None] & row[:, None, :])
         _check_finite("C2", C2, col[:, :, None] & col[:, None, :])
@@ -454,9 +407,19 @@ def solve_fgw(
     M = torch.where(valid, M, 0.0)
     C1 = torch.where(row[:, :, None] & row[:, None, :], C1, 0.0)
     C2 = torch.where(col[:, :, None] & col[:, None, :], C2, 0.0)
+    symmetric = _resolve_symmetric(C1, C2, alpha, options.symmetric, options.validate)
+    problem = _Problem(M, C1, C2, a, b, valid, log_prior, init_plan, symmetric, fa, fb)
+    return problem, (rho_a, rho_b)
+
+
+def _resolve_symmetric(
+    C1: torch.Tensor, C2: torch.Tensor, alpha: float, symmetric: bool | None, validate: bool
+) -> bool:
+    """Whether the symmetric GW gradient applies: detected per batch as POT does for
+    ``symmetric=None``, checked for ``True`` when ``validate``; always True for ``alpha = 0``."""
     if alpha > 0 and (symmetric is None or (symmetric and validate)):
         with torch.no_grad():
-            asym = (_asymmetric(C1) | _asymmetric(C2)).nonzero().flatten().tolist()
+            asym = (asymmetric(C1) | asymmetric(C2)).nonzero().flatten().tolist()
         if symmetric is None:
             symmetric = not asym
         elif asym:
@@ -464,30 +427,36 @@ def solve_fgw(
                 f"symmetric=True but C1 or C2 is not symmetric (POT's allclose(C, C^T) test) for "
                 f"batch entries {asym}; pass symmetric=None (detect) or symmetric=False"
             )
-    symmetric = bool(symmetric) if alpha > 0 else True
+    return bool(symmetric) if alpha > 0 else True
 
-    track = grad == "autodiff"
-    Ms, C1s, C2s = (M, C1, C2) if track else (M.detach(), C1.detach(), C2.detach())
-    with torch.set_grad_enabled(track and torch.is_grad_enabled()):
-        problem = _Problem(Ms, C1s, C2s, a, b, valid, log_prior, init_plan, symmetric, fa, fb)
-        T, n_outer, n_inner, outer_err = _solve(problem, options)
-    if not track:
-        T = T.detach()
-    if grad == "detach":
+
+def _value_at_plan(
+    p: _Problem,
+    T: torch.Tensor,
+    options: FGWOptions,
+    rho: tuple[float | None, float | None],
+) -> FGWResult:
+    """The objective at the plan ``T`` (differentiable in the costs as ``options.grad`` says),
+    its parts and the entropic term (the solve counts are 0 here: :func:`solve_fgw` sets them)."""
+    alpha, epsilon = float(options.alpha), float(options.epsilon)
+    M, C1, C2 = p.M, p.C1, p.C2
+    if options.grad == "detach":
         M, C1, C2 = M.detach(), C1.detach(), C2.detach()
     wd = (M * T).sum((1, 2))
     gw = gw_value(C1, C2, T) if alpha > 0 else torch.zeros_like(wd)
     total = (1.0 - alpha) * wd + alpha * gw if alpha > 0 else wd
+    rho_a, rho_b = rho
+    balanced = rho_a is None and rho_b is None
     penalty = None
     if not balanced:
-        penalty = marginal_penalty(T, a, b, rho_a, rho_b)
+        penalty = marginal_penalty(T, p.a, p.b, rho_a, rho_b)
         total = total + penalty
-    lp = None if log_prior is None else torch.where(valid, log_prior.to(dtype), 0.0)
-    with torch.set_grad_enabled(value == "entropic" and torch.is_grad_enabled()):
-        if grad == "detach" and lp is not None:
+    lp = None if p.log_prior is None else torch.where(p.valid, p.log_prior.to(M.dtype), 0.0)
+    with torch.set_grad_enabled(options.value == "entropic" and torch.is_grad_enabled()):
+        if options.grad == "detach" and lp is not None:
             lp = lp.detach()
-        ent = entropic_term(T, valid, epsilon, lp, balanced)
-    if value == "entropic":
+        ent = entropic_term(T, p.valid, epsilon, lp, balanced)
+    if options.value == "entropic":
         total = total + ent
     else:
         ent = ent.detach()
@@ -496,12 +465,11 @@ def solve_fgw(
         plan=T,
         wd=wd,
         gw=gw,
-        n_outer=n_outer,
-        n_inner=n_inner,
-        outer_err=outer_err,
+        n_outer=0,
+        n_inner=0,
         mass_penalty=penalty,
         entropic_term=ent,
-        symmetric=symmetric,
+        symmetric=p.symmetric,
     )
 
 
@@ -574,7 +542,7 @@ def _solve(p: _Problem, opts: FGWOptions) -> tuple[torch.Tensor, int, int, float
     balanced = fa == 1.0 and fb == 1.0
     cfac = 2.0 if symmetric else 1.0
     if balanced:
-        const = _gw_const(C1, C2, a, b, symmetric)
+        const = gw_const(C1, C2, a, b, symmetric)
         base = -((1.0 - alpha) * M + (cfac * alpha) * const) / epsilon
     else:
         base = -((1.0 - alpha) * M) / epsilon
@@ -594,7 +562,7 @@ def _solve(p: _Problem, opts: FGWOptions) -> tuple[torch.Tensor, int, int, float
             log_K = torch.baddbmm(base, torch.bmm(C1, T), C2t, alpha=2.0 * alpha / epsilon)
             log_K = torch.baddbmm(log_K, torch.bmm(C1t, T), C2, alpha=2.0 * alpha / epsilon)
         if not balanced:
-            const = _gw_const(C1, C2, T.sum(2), T.sum(1), symmetric)
+            const = gw_const(C1, C2, T.sum(2), T.sum(1), symmetric)
             log_K = log_K - (cfac * alpha / epsilon) * const
         if opts.solver == "ppa":
             log_K = log_K + log_T

@@ -69,7 +69,7 @@ def exp_flush(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x < math.log(torch.finfo(x.dtype).tiny), 0.0, torch.exp(x))
 
 
-def _check_marginals(
+def check_marginals(
     a: torch.Tensor | None,
     b: torch.Tensor | None,
     B: int,
@@ -454,7 +454,7 @@ def sinkhorn(
         raise ValueError(f"epsilon must be > 0, got {epsilon}")
     B, n, m = M.shape
     fa, fb, rho_a, rho_b = unbalanced_exponents(reg_marginals, epsilon)
-    a, b = _check_marginals(a, b, B, n, m, M, balanced=rho_a is None and rho_b is None)
+    a, b = check_marginals(a, b, B, n, m, M, balanced=rho_a is None and rho_b is None)
     valid = (a > 0)[:, :, None] & (b > 0)[:, None, :]
     M = torch.where(valid, M, 0.0)  # padded entries may hold anything; they get zero gradient
     with torch.no_grad():

@@ -289,7 +289,7 @@ def test_bad_input_errors_name_the_argument():
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_gw_gradient_matches_autograd_of_gw_value(symmetric):
     """gw_gradient (with the plan's marginals) == d GW(T) / d T by autograd."""
-    from gmot.ot.fgw import _gw_const, gw_gradient
+    from gmot.ot.fgw_terms import gw_const, gw_gradient
 
     rng = np.random.default_rng(12)
     n, m = 5, 3
@@ -298,7 +298,7 @@ def test_gw_gradient_matches_autograd_of_gw_value(symmetric):
         C1, C2 = C1 + C1.T, C2 + C2.T
     T = _t(rng.random((n, m))).requires_grad_(True)
     (g_ref,) = torch.autograd.grad(gw_value(_t(C1), _t(C2), T).sum(), T)
-    const = _gw_const(_t(C1), _t(C2), T.detach().sum(2), T.detach().sum(1), symmetric)
+    const = gw_const(_t(C1), _t(C2), T.detach().sum(2), T.detach().sum(1), symmetric)
     g = gw_gradient(_t(C1), _t(C2), T.detach(), const, symmetric)
     np.testing.assert_allclose(g.numpy(), g_ref.numpy(), atol=1e-12)
 
