@@ -28,6 +28,7 @@ import torch
 __all__ = [
     "NEG_LARGE",
     "autocast_off",
+    "check_marginals",
     "SinkhornPlan",
     "SinkhornResult",
     "exp_flush",
