@@ -136,7 +136,12 @@ class AsrDataModule:
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("data", "data loading and augmentation (gmot.data)")
         a = g.add_argument
-        a("--corpus", default="hsk", help="Manifest prefix: hsk or aishell.")
+        a(
+            "--corpus",
+            default=None,
+            help="Corpus name: the prefix of the cut manifests <corpus>_cuts_<split>.jsonl.gz "
+            "(the recipe's scripts set it, e.g. hsk or aishell).",
+        )
         a(
             "--manifest-dir",
             type=Path,
@@ -237,6 +242,11 @@ class AsrDataModule:
     def _load(self, split: str):
         from lhotse import load_manifest_lazy
 
+        if not self.args.corpus:
+            raise ValueError(
+                f"--corpus is not set, so the {split} cuts cannot be found: pass --corpus NAME "
+                "(the recipe's scripts in egs/<corpus>/ASR/zipformer_gmot set it)"
+            )
         return load_manifest_lazy(cuts_path(self.args.manifest_dir, self.args.corpus, split))
 
     def train_cuts(self):

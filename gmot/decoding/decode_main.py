@@ -52,11 +52,9 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         "--test-cuts",
         type=Path,
         nargs="+",
-        default=[
-            Path("data/manifests/hsk_cuts_dev.jsonl.gz"),
-            Path("data/manifests/hsk_cuts_test.jsonl.gz"),
-        ],
-        help="Cut manifests to decode; the set name is the part after '_cuts_' in the file name.",
+        default=None,
+        help="Cut manifests to decode; the set name is the part after '_cuts_' in the file name. "
+        "Not given: <manifest-dir>/<corpus>_cuts_dev.jsonl.gz and ..._test.jsonl.gz.",
     )
     g.add_argument(
         "--device",
@@ -90,6 +88,21 @@ def setting_name(params: argparse.Namespace) -> str:
     """The name of this run's result files, e.g. ``greedy_search_max_sym_per_frame_1`` (the
     method's :meth:`~gmot.decoding.methods.DecodingMethod.setting_name`)."""
     return get_method(params.decoding_method).setting_name(params)
+
+
+def cut_paths_to_decode(params: argparse.Namespace) -> list[Path]:
+    """``--test-cuts``, or the dev and test cuts of ``--corpus`` in ``--manifest-dir``."""
+    if params.test_cuts:
+        return [Path(p) for p in params.test_cuts]
+    if not params.corpus:
+        raise ValueError(
+            "give --test-cuts, or --corpus NAME for <manifest-dir>/<corpus>_cuts_{dev,test}"
+            ".jsonl.gz (the recipe's decode.py sets --corpus)"
+        )
+    return [
+        Path(params.manifest_dir) / f"{params.corpus}_cuts_{split}.jsonl.gz"
+        for split in ("dev", "test")
+    ]
 
 
 def decode_dataset(
@@ -142,6 +155,7 @@ def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
     params = get_parser(**defaults).parse_args(argv)
     get_method(params.decoding_method).check_available()  # fail before loading anything
+    params.test_cuts = cut_paths_to_decode(params)
     device = torch.device(params.device)
     token_table = TokenTable.load(Path(params.lang_dir) / "tokens.txt")
     model, _, suffix = load_model(params, device)

@@ -121,14 +121,21 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--train-cuts",
         type=Path,
         default=None,
-        help="Training cuts (default: data/plm/<corpus>_cuts_train.jsonl.gz with GM-OT on, "
-        "<manifest-dir>/<corpus>_cuts_train.jsonl.gz with it off).",
+        help="Training cuts (default: <plm-manifest-dir>/<corpus>_cuts_train.jsonl.gz with GM-OT "
+        "on, <manifest-dir>/<corpus>_cuts_train.jsonl.gz with it off).",
     )
     g.add_argument(
         "--valid-cuts",
         type=Path,
         default=None,
         help="Validation cuts (default: the matching <corpus>_cuts_dev.jsonl.gz).",
+    )
+    g.add_argument(
+        "--plm-manifest-dir",
+        type=Path,
+        default=Path("data/plm"),
+        help="Directory of <corpus>_cuts_{train,dev}.jsonl.gz with PLM targets (prepare.sh stage "
+        "5): the default training and validation cuts when --gmot-loss-scale > 0.",
     )
     g.add_argument("--use-fp16", type=str2bool, default=False, help="fp16 autocast + GradScaler.")
     g.add_argument("--use-bf16", type=str2bool, default=False, help="bf16 autocast.")

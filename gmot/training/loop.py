@@ -109,7 +109,8 @@ def compute_loss(
     if use_gmot and plm_feats is None:
         raise ValueError(
             "--gmot-loss-scale > 0 but the batch has no 'plm_feats': train on cuts with PLM "
-            "targets (data/plm/..._cuts_train.jsonl.gz) or set --gmot-loss-scale 0"
+            "targets (prepare.sh stage 5; --plm-manifest-dir or --train-cuts) or set "
+            "--gmot-loss-scale 0"
         )
     with autocast_ctx(params, device), torch.set_grad_enabled(is_training):
         out = model(

@@ -106,21 +106,35 @@ def register_inf_check_hooks(model: nn.Module) -> None:
         m.register_full_backward_hook(_bwd(name or "model"))
 
 
+def default_cut_paths(corpus: str | None, cut_dir: str | Path) -> tuple[Path, Path]:
+    """The training and validation cuts of ``corpus`` in ``cut_dir``:
+    ``<cut_dir>/<corpus>_cuts_train.jsonl.gz`` and ``..._dev.jsonl.gz``."""
+    if not corpus:
+        raise ValueError(
+            "--corpus is not set: pass --corpus NAME (the recipe's train.py sets it) or give "
+            "--train-cuts and --valid-cuts"
+        )
+    cut_dir = Path(cut_dir)
+    return cut_dir / f"{corpus}_cuts_train.jsonl.gz", cut_dir / f"{corpus}_cuts_dev.jsonl.gz"
+
+
 def default_data_factory(
     params: Any, sampler_state: dict | None, world_size: int, rank: int
 ) -> tuple[Any, Any]:
-    """(train_dl, valid_dl) from :class:`gmot.data.AsrDataModule` and the cut manifests."""
+    """(train_dl, valid_dl) from :class:`gmot.data.AsrDataModule` and the cut manifests:
+    ``--train-cuts``/``--valid-cuts``, by default those of ``--corpus`` in
+    ``--plm-manifest-dir`` (GM-OT on: the cuts need PLM targets) or ``--manifest-dir``."""
     from lhotse import load_manifest_lazy
 
     from gmot.data import AsrDataModule
 
-    corpus = getattr(params, "corpus", None) or "hsk"
-    # GM-OT needs the cuts with PLM targets (data/plm/); otherwise --manifest-dir's cuts
-    cut_dir = Path("data/plm") if params.gmot_loss_scale > 0 else Path(params.manifest_dir)
-    if params.train_cuts is None:
-        params.train_cuts = cut_dir / f"{corpus}_cuts_train.jsonl.gz"
-    if params.valid_cuts is None:
-        params.valid_cuts = cut_dir / f"{corpus}_cuts_dev.jsonl.gz"
+    if params.train_cuts is None or params.valid_cuts is None:
+        cut_dir = params.plm_manifest_dir if params.gmot_loss_scale > 0 else params.manifest_dir
+        train, valid = default_cut_paths(params.corpus, cut_dir)
+        if params.train_cuts is None:
+            params.train_cuts = train
+        if params.valid_cuts is None:
+            params.valid_cuts = valid
     for flag, p in (("--train-cuts", params.train_cuts), ("--valid-cuts", params.valid_cuts)):
         if p is not None and not Path(p).is_file():
             raise FileNotFoundError(f"{flag}: {p} does not exist")

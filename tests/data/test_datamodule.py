@@ -29,6 +29,8 @@ def make_args(prepared, **kw):
     AsrDataModule.add_arguments(p)
     a = p.parse_args(
         [
+            "--corpus",
+            "hsk",
             "--manifest-dir",
             str(prepared / "manifests"),
             "--lang-dir",
@@ -181,6 +183,10 @@ def test_filter_by_duration_not_frames():
 def test_missing_manifest_names_path(tmp_path):
     p = argparse.ArgumentParser()
     AsrDataModule.add_arguments(p)
-    dm = AsrDataModule(p.parse_args(["--manifest-dir", str(tmp_path), "--lang-dir", str(tmp_path)]))
+    dirs = ["--manifest-dir", str(tmp_path), "--lang-dir", str(tmp_path)]
+    dm = AsrDataModule(p.parse_args(["--corpus", "hsk", *dirs]))
     with pytest.raises(FileNotFoundError, match="hsk_cuts_train.jsonl.gz.*prepare.sh"):
         dm.train_cuts()
+    # the library has no corpus of its own: without --corpus it says so
+    with pytest.raises(ValueError, match="--corpus is not set"):
+        AsrDataModule(p.parse_args(dirs)).train_cuts()

@@ -1,5 +1,6 @@
 import argparse
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +170,17 @@ def test_pretrained_main(corpus, monkeypatch, capsys):
         read_wave(bad)
     with pytest.raises(FileNotFoundError, match="missing.wav"):
         read_wave(tmp_path / "missing.wav")
+
+
+def test_test_cuts_default_to_the_corpus_dev_and_test_sets(tmp_path):
+    """The library has no corpus: without --test-cuts, decode.py decodes the dev and test cuts
+    of the corpus its recipe names (--corpus, --manifest-dir)."""
+    recipe = decode_main.get_parser(corpus="toy", manifest_dir=tmp_path)
+    assert decode_main.cut_paths_to_decode(recipe.parse_args([])) == [
+        tmp_path / "toy_cuts_dev.jsonl.gz",
+        tmp_path / "toy_cuts_test.jsonl.gz",
+    ]
+    given = recipe.parse_args(["--test-cuts", "a_cuts_x.jsonl.gz"])
+    assert decode_main.cut_paths_to_decode(given) == [Path("a_cuts_x.jsonl.gz")]
+    with pytest.raises(ValueError, match="--test-cuts.*--corpus"):
+        decode_main.cut_paths_to_decode(decode_main.get_parser().parse_args([]))

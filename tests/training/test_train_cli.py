@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from gmot.training.train import (
+    default_cut_paths,
+    default_data_factory,
     get_parser,
     model_config_from_args,
     read_vocab_size,
@@ -77,6 +80,30 @@ def test_recipe_script_help(corpus):
     )
     assert r.returncode == 0, r.stderr
     assert "--gmot-loss-scale" in r.stdout
+    # the recipe, not the library, names the corpus and its prepare.sh output directories
+    text = " ".join(r.stdout.split())
+    for flag, default in (("--corpus CORPUS", corpus),
+                          ("--manifest-dir MANIFEST_DIR", "data/manifests"),
+                          ("--plm-manifest-dir PLM_MANIFEST_DIR", "data/plm")):  # fmt: skip
+        shown = re.search(r"\(default: ([^)]*)\)", text.split(f" {flag} ", 1)[1])
+        assert shown and shown.group(1) == default, flag
+
+
+def test_default_cuts_come_from_corpus_and_directory(tmp_path):
+    params = get_parser().parse_args(["--corpus", "toy", "--plm-manifest-dir", str(tmp_path)])
+    params.gmot_loss_scale = 0.5  # GM-OT: the cuts with PLM targets
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "toy_cuts_train"))):
+        default_data_factory(params, None, 1, 0)
+    params = get_parser().parse_args(["--corpus", "toy", "--manifest-dir", str(tmp_path / "m")])
+    params.gmot_loss_scale = 0.0
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "m" / "toy_cuts_train"))):
+        default_data_factory(params, None, 1, 0)
+    assert default_cut_paths("toy", "d") == (
+        Path("d/toy_cuts_train.jsonl.gz"),
+        Path("d/toy_cuts_dev.jsonl.gz"),
+    )
+    with pytest.raises(ValueError, match="--corpus is not set"):
+        default_cut_paths(None, "d")
 
 
 def test_schedule_batch_count_scale():

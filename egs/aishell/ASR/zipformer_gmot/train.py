@@ -26,5 +26,7 @@ if __name__ == "__main__":
             "lr_epochs": 18.0,
             "exp_dir": Path("zipformer_gmot/exp"),
             "lang_dir": Path("data/lang_char"),
+            "manifest_dir": Path("data/manifests"),
+            "plm_manifest_dir": Path("data/plm"),
         }
     )

@@ -18,10 +18,8 @@ from gmot.decoding.decode_main import main
 
 if __name__ == "__main__":
     main(
+        corpus="hsk",
         exp_dir=Path("zipformer_gmot/exp"),
         lang_dir=Path("data/lang_char"),
-        test_cuts=[
-            Path("data/manifests/hsk_cuts_dev.jsonl.gz"),
-            Path("data/manifests/hsk_cuts_test.jsonl.gz"),
-        ],
+        manifest_dir=Path("data/manifests"),  # decodes its hsk_cuts_{dev,test}.jsonl.gz
     )

@@ -25,5 +25,7 @@ if __name__ == "__main__":
             "num_epochs": 30,
             "exp_dir": Path("zipformer_gmot/exp"),
             "lang_dir": Path("data/lang_char"),
+            "manifest_dir": Path("data/manifests"),
+            "plm_manifest_dir": Path("data/plm"),
         }
     )
