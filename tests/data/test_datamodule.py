@@ -7,7 +7,7 @@ import torch
 
 from gmot.data.datamodule import AsrDataModule
 from gmot.data.filters import CutFilter, frames_after_subsampling
-from gmot.data.manifests import prepare_aishell_cuts
+from gmot.data.layouts.aishell import prepare_aishell_cuts
 from gmot.data.tokens import TokenTable
 
 

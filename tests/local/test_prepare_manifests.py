@@ -28,7 +28,7 @@ def test_transcript_line_without_wav_is_counted(tmp_path):
 def test_only_the_asked_splits_are_read(tmp_path):
     import shutil
 
-    from gmot.data.manifests import prepare_aishell_cuts
+    from gmot.data.layouts.aishell import prepare_aishell_cuts
 
     root = tmp_path / "corpus"
     _make_aishell(root)

@@ -13,6 +13,7 @@ cd "$(dirname "$0")"
 stage=0
 stop_stage=100
 corpus=aishell
+corpus_layout=aishell  # how stage 1 reads the corpus: gmot/data/layouts/aishell.py
 dl_dir=download
 bpe_vocab_size=0
 compute_fbank=false
@@ -37,7 +38,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     lhotse download aishell "$dl_dir"
     corpus_dir=$dl_dir/aishell
   fi
-  $PY -c "import sys; from gmot.data.manifests import check_aishell_layout as c; c(sys.argv[1], 'aishell')" "$corpus_dir"
+  $PY -c "import sys; from gmot.data.layouts.aishell import check_aishell_layout as c; c(sys.argv[1], 'aishell')" "$corpus_dir"
   log "Stage 0: layout OK"
 fi
 
