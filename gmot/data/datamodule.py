@@ -119,6 +119,41 @@ class ResumableLoader(torch.utils.data.DataLoader):
         return copy.deepcopy(self._states[self.consumed])
 
 
+def _add_augmentation_arguments(g) -> None:
+    """The training-augmentation flags of :meth:`AsrDataModule.add_arguments` (into its group)."""
+    a = g.add_argument
+    a(
+        "--enable-spec-aug",
+        type=str2bool,
+        default=True,
+        help="SpecAugment (time warp, frequency and time masks) on training batches.",
+    )
+    a(
+        "--spec-aug-time-warp-factor",
+        type=int,
+        default=80,
+        help="SpecAugment time-warp factor in frames; < 1 disables warping.",
+    )
+    a(
+        "--enable-musan",
+        type=str2bool,
+        default=False,
+        help="Mix MUSAN noise into training cuts (needs prepare.sh stage 4).",
+    )
+    a(
+        "--musan-cuts",
+        type=Path,
+        default=None,
+        help="MUSAN cuts (default: <manifest-dir>/musan_cuts.jsonl.gz).",
+    )
+    a(
+        "--speed-perturb",
+        type=str2bool,
+        default=False,
+        help="Add speed-perturbed copies (0.9x, 1.1x) of the training cuts.",
+    )
+
+
 class AsrDataModule:
     """Builds train/valid/test DataLoaders from ``args`` (see :meth:`add_arguments`)."""
 
@@ -182,36 +217,7 @@ class AsrDataModule:
             default=True,
             help="1: compute 80-bin fbank on the fly (default); 0: read precomputed features.",
         )
-        a(
-            "--enable-spec-aug",
-            type=str2bool,
-            default=True,
-            help="SpecAugment (time warp, frequency and time masks) on training batches.",
-        )
-        a(
-            "--spec-aug-time-warp-factor",
-            type=int,
-            default=80,
-            help="SpecAugment time-warp factor in frames; < 1 disables warping.",
-        )
-        a(
-            "--enable-musan",
-            type=str2bool,
-            default=False,
-            help="Mix MUSAN noise into training cuts (needs prepare.sh stage 4).",
-        )
-        a(
-            "--musan-cuts",
-            type=Path,
-            default=None,
-            help="MUSAN cuts (default: <manifest-dir>/musan_cuts.jsonl.gz).",
-        )
-        a(
-            "--speed-perturb",
-            type=str2bool,
-            default=False,
-            help="Add speed-perturbed copies (0.9x, 1.1x) of the training cuts.",
-        )
+        _add_augmentation_arguments(g)
         a(
             "--min-utt-duration",
             type=float,

@@ -18,6 +18,7 @@ from gmot.models.config import ModelConfig
 from gmot.settings import add_flags, from_flags
 
 __all__ = [
+    "add_cut_arguments",
     "add_gmot_arguments",
     "add_loss_arguments",
     "add_model_arguments",
@@ -117,26 +118,6 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "run in --exp-dir before a new run, or, when resuming, the files from after the resume "
         "point. 0: refuse to start when such files exist (one run per experiment directory).",
     )
-    g.add_argument(
-        "--train-cuts",
-        type=Path,
-        default=None,
-        help="Training cuts (default: <plm-manifest-dir>/<corpus>_cuts_train.jsonl.gz with GM-OT "
-        "on, <manifest-dir>/<corpus>_cuts_train.jsonl.gz with it off).",
-    )
-    g.add_argument(
-        "--valid-cuts",
-        type=Path,
-        default=None,
-        help="Validation cuts (default: the matching <corpus>_cuts_dev.jsonl.gz).",
-    )
-    g.add_argument(
-        "--plm-manifest-dir",
-        type=Path,
-        default=Path("data/plm"),
-        help="Directory of <corpus>_cuts_{train,dev}.jsonl.gz with PLM targets (prepare.sh stage "
-        "5): the default training and validation cuts when --gmot-loss-scale > 0.",
-    )
     g.add_argument("--use-fp16", type=str2bool, default=False, help="fp16 autocast + GradScaler.")
     g.add_argument("--use-bf16", type=str2bool, default=False, help="bf16 autocast.")
     g.add_argument(
@@ -199,6 +180,32 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_cut_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which cut manifests training reads (by default the recipe's ``--corpus`` in its
+    directories, see :func:`gmot.training.train.default_data_factory`)."""
+    g = parser.add_argument_group("training cuts")
+    g.add_argument(
+        "--train-cuts",
+        type=Path,
+        default=None,
+        help="Training cuts (default: <plm-manifest-dir>/<corpus>_cuts_train.jsonl.gz with GM-OT "
+        "on, <manifest-dir>/<corpus>_cuts_train.jsonl.gz with it off).",
+    )
+    g.add_argument(
+        "--valid-cuts",
+        type=Path,
+        default=None,
+        help="Validation cuts (default: the matching <corpus>_cuts_dev.jsonl.gz).",
+    )
+    g.add_argument(
+        "--plm-manifest-dir",
+        type=Path,
+        default=Path("data/plm"),
+        help="Directory of <corpus>_cuts_{train,dev}.jsonl.gz with PLM targets (prepare.sh stage "
+        "5): the default training and validation cuts when --gmot-loss-scale > 0.",
+    )
+
+
 def get_parser() -> argparse.ArgumentParser:
     """The full training parser (model, losses, GM-OT, training, optimiser, data, RNN-T)."""
     parser = argparse.ArgumentParser(
@@ -214,6 +221,7 @@ def get_parser() -> argparse.ArgumentParser:
     add_loss_arguments(parser)
     add_gmot_arguments(parser)
     add_training_arguments(parser)
+    add_cut_arguments(parser)
     add_optim_arguments(parser)
     add_rnnt_backend_argument(parser)
     return parser

@@ -35,6 +35,7 @@ from torch import nn
 
 from gmot.checkpoint import load_checkpoint, new_run_id, remove_stale_temp_files, save_checkpoint
 from gmot.training.cli import (  # noqa: F401  (re-exported: the train.py API)
+    add_cut_arguments,
     add_gmot_arguments,
     add_loss_arguments,
     add_model_arguments,

@@ -29,7 +29,7 @@ def test_every_flag_has_help():
 
     own = argparse.ArgumentParser()
     for add in (train.add_model_arguments, train.add_loss_arguments, train.add_gmot_arguments,
-                train.add_training_arguments):  # fmt: skip
+                train.add_training_arguments, train.add_cut_arguments):  # fmt: skip
         add(own)
     missing = [a.option_strings for a in own._actions if a.option_strings and not a.help]
     assert missing == [["-h", "--help"]] or not missing
