@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Synthesise the offline "hsk" Mandarin corpus in AISHELL-1 layout (no network).
 
-Thin wrapper; see gmot/data/hsk_corpus.py. Example (from egs/hsk/ASR):
+Thin wrapper; see gmot/corpora/hsk/. Example (from egs/hsk/ASR):
   ./local/synth_hsk_corpus.py --output-dir download/hsk --num-train 3000 --seed 42
 """
 
-from gmot.data.hsk_corpus import main
+from gmot.corpora.hsk import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

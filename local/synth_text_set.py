@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Synthesise a test set from any Chinese text file with espeak-ng, in AISHELL-1 layout.
 
-Thin wrapper; see gmot/data/hsk_corpus.py (plan_text_set). Example (from egs/hsk/ASR):
+Thin wrapper; see gmot/corpora/hsk/ (plan_text_set). Example (from egs/hsk/ASR):
   ./local/synth_text_set.py --text-file my_sentences.txt --output-dir download/heldout
 """
 
-from gmot.data.hsk_corpus import main_text_set
+from gmot.corpora.hsk import main_text_set
 
 if __name__ == "__main__":
     raise SystemExit(main_text_set())

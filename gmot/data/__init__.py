@@ -1,5 +1,7 @@
-"""Data: token tables, cut manifests and corpus layouts (gmot.data.layouts), the synthetic hsk
-corpus, the ASR data module."""
+"""Data: token tables, cut manifests and corpus layouts (gmot.data.layouts), the ASR data module.
+
+Generic: a corpus's name and paths come from the recipe (corpora gmot synthesises itself live in
+:mod:`gmot.corpora`, which this package never imports)."""
 
 from gmot.data.datamodule import AsrDataModule
 from gmot.data.dataset import AsrDataset

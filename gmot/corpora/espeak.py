@@ -35,7 +35,7 @@ def _load() -> tuple[ctypes.CDLL, int]:
         import espeakng_loader
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "espeakng-loader is required to synthesise the hsk corpus: pip install espeakng-loader"
+            "espeakng-loader is required for espeak-ng synthesis: pip install espeakng-loader"
         ) from e
     lib = ctypes.CDLL(espeakng_loader.get_library_path())
     lib.espeak_Initialize.restype = ctypes.c_int

@@ -1,0 +1,170 @@
+"""gmot.corpora.hsk.text: character set, natural and sampled sentences, text per split."""
+
+import random
+from collections import Counter
+
+import pytest
+
+from gmot.corpora.hsk.text import (
+    Sentence,
+    WordBigram,
+    WordRun,
+    balance_by_coverage,
+    charset,
+    natural_sentences,
+    pinyin_of,
+    select_text,
+)
+
+
+def test_charset_is_the_level_characters():
+    import hsk_sentences_audio as hsk
+
+    level1 = set()
+    for s in hsk.load_sentences():
+        if s["hsk_level"] == 1:
+            level1 |= {c for c in s["chinese"] if "\u4e00" <= c <= "\u9fff"}
+    assert charset(1) == level1
+    assert charset(1) < charset(2)
+    with pytest.raises(ValueError, match="max_level"):
+        charset(0)
+
+
+def test_natural_sentences_stay_in_the_charset():
+    chars = charset(1)
+    sents = natural_sentences(chars, 4, 9)
+    assert len(sents) > 300
+    assert all(4 <= len(s.chars) <= 9 and set(s.chars) <= chars for s in sents)
+    assert len({s.chars for s in sents}) == len(sents)
+    assert any(not s.source.startswith("hsk1") for s in sents)  # higher levels contribute
+
+
+def test_word_bigram_follows_its_runs():
+    runs = [
+        WordRun((("我", "wo3"), ("喜欢", "xi3 huan5"), ("你", "ni3")), True, True),
+        WordRun((("喜欢", "xi3 huan1"), ("他", "ta1")), False, True),
+        WordRun((("他", "ta1"), ("喜欢", "xi3 huan5")), True, False),
+    ]
+    bg = WordBigram(runs)
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(200):
+        s = bg.sample(rng, 1, 20)
+        seen.add(s.text)
+        assert s.words[0] in ("我", "他")  # only words that start a sentence start one
+        assert s.words[-1] in ("你", "他")  # only words that end a sentence end one
+        for a, b in zip(s.words, s.words[1:]):
+            assert (a, b) in {("我", "喜欢"), ("喜欢", "你"), ("喜欢", "他"), ("他", "喜欢")}
+        # each word with its most frequent reading
+        assert s.pinyin == tuple(
+            p
+            for w in s.words
+            for p in {"我": "wo3", "喜欢": "xi3 huan5", "你": "ni3", "他": "ta1"}[w].split()
+        )
+    assert {"我 喜欢 你", "他 喜欢 你", "我 喜欢 他"} <= seen
+    with pytest.raises(RuntimeError, match="no sentence"):
+        bg.sample(rng, 30, 40)
+    with pytest.raises(ValueError):
+        WordBigram([WordRun((("我", "wo3"),), False, False)])
+
+
+def test_word_bigram_flatten_reweights_transitions():
+    # "我" is followed by "喜欢" 9 times and by "是" once: ML picks "是" with p = 0.1,
+    # flatten 0.5 with p = 1 / (1 + 3) = 0.25, and flatten outside (0, 1] is refused.
+    runs = [WordRun((("我", "wo3"), ("喜欢", "xi3 huan5")), True, True)] * 9
+    runs = runs + [WordRun((("我", "wo3"), ("是", "shi4")), True, True)]
+    for flatten, p in ((1.0, 0.1), (0.5, 0.25)):
+        bg = WordBigram(runs, flatten=flatten)
+        rng = random.Random(0)
+        n = 4000
+        share = sum(bg.sample(rng, 1, 5).words[1] == "是" for _ in range(n)) / n
+        assert abs(share - p) < 4 * (p * (1 - p) / n) ** 0.5, (flatten, share)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="flatten"):
+            WordBigram(runs, flatten=bad)
+
+
+def test_word_bigram_backoff_brings_unseen_pairs():
+    runs = [
+        WordRun((("我", "wo3"), ("喜欢", "xi3 huan5"), ("你", "ni3")), True, True),
+        WordRun((("他", "ta1"), ("是", "shi4"), ("老师", "lao3 shi1")), True, True),
+    ]
+    seen_pairs = {("我", "喜欢"), ("喜欢", "你"), ("他", "是"), ("是", "老师")}
+    for backoff in (0.0, 0.4):
+        bg = WordBigram(runs, backoff=backoff)
+        rng = random.Random(1)
+        pairs = Counter()
+        for _ in range(300):
+            s = bg.sample(rng, 1, 12)
+            assert s.words[0] in ("我", "他")  # the first word still starts an HSK sentence
+            assert s.words[-1] in ("你", "老师")  # and the last one ends one
+            pairs.update(zip(s.words, s.words[1:]))
+        unseen = sum(n for p, n in pairs.items() if p not in seen_pairs) / sum(pairs.values())
+        if backoff == 0.0:
+            assert unseen == 0.0
+        else:  # a backed-off word makes a new pair unless it is the usual follower
+            assert 0.15 < unseen < 0.7, unseen  # accepted sentences are a biased sample
+    with pytest.raises(ValueError, match="backoff"):
+        WordBigram(runs, backoff=1.0)
+
+
+def _greedy_reference(pool, counts, num, target):
+    """Plain (non-lazy) greedy: rescore every remaining sentence at each pick."""
+    counts, left, out = dict(counts), list(range(len(pool))), []
+    for _ in range(min(num, len(pool))):
+
+        def score(i):
+            cs = pool[i].chars
+            return sum(1 / (1 + counts.get(c, 0) / target) for c in cs) / len(cs)
+
+        best = max(left, key=lambda i: (score(i), -i))
+        left.remove(best)
+        out.append(pool[best])
+        for c in pool[best].chars:
+            counts[c] = counts.get(c, 0) + 1
+    return out
+
+
+def test_balance_by_coverage_equals_plain_greedy():
+    rng = random.Random(3)
+    alphabet = "我你他是的了在有人好不大"
+    pool = []
+    for _ in range(60):
+        text = "".join(rng.choice(alphabet[: rng.randint(2, len(alphabet))]) for _ in range(4))
+        pool.append(Sentence((text,), ("a1",) * 4, "sampled"))
+    start = Counter("我我我我你")
+    for target in (1.0, 5.0):
+        got = balance_by_coverage(pool, Counter(start), 25, target)
+        assert [s.chars for s in got] == [
+            s.chars for s in _greedy_reference(pool, start, 25, target)
+        ]
+    with pytest.raises(ValueError, match="target"):
+        balance_by_coverage(pool, Counter(), 5, 0.0)
+
+
+def test_select_text_evens_character_counts():
+    kw = dict(max_level=1, min_chars=4, max_chars=16, num_train=1500, held_sentences=20)
+    tenth = {}
+    ml = dict(flatten=1.0, backoff=0.0, coverage_target=0)
+    for name, extra in (("ml", ml), ("even", dict(backoff=0.0)), ("default", {})):
+        text = select_text(random.Random(5), **kw, **extra)
+        train = text["train"]
+        assert len({s.chars for s in train}) == 1500  # still distinct
+        held = {s.chars for s in text["dev"] + text["test"]}
+        assert not held & {s.chars for s in train}
+        counts = Counter(c for s in train for c in s.chars)
+        tenth[name] = sorted(counts.values())[len(counts) // 10]
+    # the rarest tenth of the characters occurs far more often once counts are evened out
+    assert tenth["even"] >= 2 * tenth["ml"] and tenth["default"] >= 2 * tenth["ml"], tenth
+
+
+def test_sentence_checks_its_pinyin():
+    with pytest.raises(ValueError, match="2 syllables for 3 characters"):
+        Sentence(("你好", "吗"), ("ni3", "hao3"), "x")
+
+
+def test_pinyin_of():
+    assert pinyin_of("我们") == ("wo3", "men5")
+    assert pinyin_of("你 好") == ("ni3", "hao3")
+    with pytest.raises(ValueError):
+        pinyin_of("abc")
