@@ -1,7 +1,8 @@
 """Zipformer encoder (Yao et al., ICLR 2024, arXiv 2310.11230), written from the paper.
 
 Public entry points: :func:`build_encoder`, :class:`Zipformer`, :class:`ZipformerConfig`,
-:func:`set_batch_count`, :func:`output_lengths`.
+:func:`set_batch_count`, :func:`output_lengths`, and for causal (streaming) encoders
+:func:`encode_streaming` (``gmot.models.zipformer.streaming``).
 """
 
 from gmot.models.zipformer.config import NAMED_CONFIGS, ZipformerConfig, get_config
@@ -15,6 +16,7 @@ from gmot.models.zipformer.scaling import (
     swoosh_l,
     swoosh_r,
 )
+from gmot.models.zipformer.streaming import encode_streaming
 
 __all__ = [
     "NAMED_CONFIGS",
@@ -22,6 +24,7 @@ __all__ = [
     "get_config",
     "Zipformer",
     "build_encoder",
+    "encode_streaming",
     "output_lengths",
     "Balancer",
     "BiasNorm",

@@ -6,10 +6,26 @@ Per-stack values follow icefall's published recipes (table in docs/zipformer.md)
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["ZipformerConfig", "NAMED_CONFIGS", "get_config"]
+
+
+def _int_tuple(values: Any, name: str) -> tuple[int, ...]:
+    """A tuple of ints from a comma string, an int or a sequence (at least one value)."""
+    if isinstance(values, str):
+        try:
+            values = [int(v) for v in values.split(",")]
+        except ValueError:
+            raise ValueError(f"{name} must be comma-separated integers, got {values!r}") from None
+    if isinstance(values, int):
+        values = [values]
+    vals = tuple(int(v) for v in values)
+    if not vals:
+        raise ValueError(f"{name} needs at least one value")
+    return vals
 
 
 def _tuple6(values: Any, name: str) -> tuple[int, ...]:
@@ -28,6 +44,13 @@ class ZipformerConfig:
     """Hyper-parameters of a Zipformer encoder (per-stack values are tuples, one per stack).
 
     Comma strings ("2,2,3,4,3,2") and single ints (broadcast to every stack) are accepted.
+
+    Streaming (issue 23): ``causal=True`` makes the block convolutions causal and the attention
+    chunk-wise. ``chunk_size`` and ``left_context_frames`` are frame counts at the 50 Hz embedding
+    rate (-1 = the whole utterance / unlimited left context); each positive value must be a
+    multiple of every stack's downsampling factor and of ``output_downsampling_factor``. In training
+    one value of each is drawn per forward (dynamic chunk training), in eval the first is used.
+    Non-causal configs must keep the defaults ``(-1,)``.
     """
 
     num_layers: tuple[int, ...] = (2, 2, 3, 4, 3, 2)
@@ -46,6 +69,9 @@ class ZipformerConfig:
     feature_mask_prob: float = 0.15
     embed_channels: tuple[int, ...] = (8, 32, 128)
     embed_convnext_hidden: int = 384
+    causal: bool = False
+    chunk_size: tuple[int, ...] = (-1,)
+    left_context_frames: tuple[int, ...] = (-1,)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -77,6 +103,42 @@ class ZipformerConfig:
         for i, k in enumerate(self.cnn_module_kernel):
             if k % 2 != 1:
                 raise ValueError(f"cnn_module_kernel[{i}]={k} must be odd")
+        self._check_streaming()
+
+    def chunk_multiple(self) -> int:
+        """The number every positive chunk size / left context must be a multiple of (50 Hz)."""
+        m = 1
+        for f in (*self.downsampling_factor, self.output_downsampling_factor):
+            m = m * f // math.gcd(m, f)
+        return m
+
+    def _check_streaming(self) -> None:
+        if not isinstance(self.causal, bool):
+            if self.causal not in (0, 1):
+                raise ValueError(f"causal must be a bool (or 0/1), got {self.causal!r}")
+            self.causal = bool(self.causal)
+        self.chunk_size = _int_tuple(self.chunk_size, "chunk_size")
+        self.left_context_frames = _int_tuple(self.left_context_frames, "left_context_frames")
+        if not self.causal:
+            for name in ("chunk_size", "left_context_frames"):
+                if getattr(self, name) != (-1,):
+                    raise ValueError(
+                        f"{name}={getattr(self, name)} needs causal=True (a non-causal encoder "
+                        "always sees the whole utterance; leave it at (-1,))"
+                    )
+            return
+        m = self.chunk_multiple()
+        for name in ("chunk_size", "left_context_frames"):
+            for v in getattr(self, name):
+                if v == -1:
+                    continue
+                if v <= 0 or v % m:
+                    raise ValueError(
+                        f"{name} values must be -1 or positive multiples of {m} frames at 50 Hz "
+                        f"(the downsampling factors {self.downsampling_factor} and the output "
+                        f"factor {self.output_downsampling_factor}), got {v} in "
+                        f"{getattr(self, name)}"
+                    )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

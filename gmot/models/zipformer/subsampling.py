@@ -7,6 +7,12 @@ Three 3x3 convolutions (1->8, 8->32 with stride 2, 32->128 with stride (1, 2) ov
 output has ``(T - 7) // 2`` frames and every valid output frame depends only on valid input frames;
 frames past each utterance's valid length are zeroed before the ConvNeXt block so that padding
 never leaks into valid frames.
+
+Streaming (:meth:`Conv2dSubsampling.streaming_forward`): output frame t needs input frames
+``2t .. 2t + 8`` for the three convolutions and the ConvNeXt block's 7-frame kernel adds 3 frames
+on each side, so a chunk of S output frames starting at output frame s needs input frames
+``2s .. 2s + 2S + 12``: ``2S`` new frames plus :data:`RIGHT_PADDING` = 13 frames of look-ahead
+(130 ms), with the ConvNeXt block's 3 left frames carried as a cache.
 """
 
 from __future__ import annotations
@@ -16,7 +22,11 @@ from torch import Tensor, nn
 
 from gmot.models.zipformer.scaling import Balancer, BiasNorm, SwooshL, SwooshR, Whiten
 
-__all__ = ["Conv2dSubsampling", "subsampled_lengths"]
+__all__ = ["Conv2dSubsampling", "subsampled_lengths", "RIGHT_PADDING"]
+
+#: Input frames (100 Hz) a streaming chunk needs beyond its ``2 * S`` own frames: 7 for the
+#: convolutions' receptive field, 2 * 3 for the ConvNeXt kernel's right half.
+RIGHT_PADDING = 13
 
 
 def subsampled_lengths(x_lens: Tensor) -> Tensor:
@@ -51,6 +61,25 @@ class ConvNeXt(nn.Module):
         y = self.pointwise1(self.depthwise(x))
         y = self.activation(self.hidden_balancer(y))
         return x + self.pointwise2(y)
+
+    @property
+    def time_pad(self) -> int:
+        """Frames the depthwise kernel reaches on each side along time (3)."""
+        return self.depthwise.padding[0]
+
+    def streaming_forward(self, x: Tensor, cache: Tensor) -> tuple[Tensor, Tensor]:
+        """x (B, C, T + p, F): T chunk frames then p = :attr:`time_pad` look-ahead frames;
+        cache (B, C, p, F): the p frames before the chunk. Returns (B, C, T, F) and the new
+        cache (the last p frames of the chunk)."""
+        p = self.time_pad
+        full = torch.cat([cache, x], dim=2)
+        dw = self.depthwise
+        y = nn.functional.conv2d(
+            full, dw.weight, dw.bias, padding=(0, dw.padding[1]), groups=dw.groups
+        )
+        t = y.shape[2]
+        y = self.activation(self.hidden_balancer(self.pointwise1(y)))
+        return full[:, :, p : p + t] + self.pointwise2(y), full[:, :, t : t + p]
 
 
 class Conv2dSubsampling(nn.Module):
@@ -104,7 +133,37 @@ class Conv2dSubsampling(nn.Module):
         mask = _time_mask(out_lens, y.shape[2])
         y = y * mask[:, None, :, None].to(y.dtype)
         y = self.convnext(y)
+        return self._project(y), out_lens
+
+    def _project(self, y: Tensor) -> Tensor:
+        """(B, C, T, F') feature maps -> (B, T, out_dim)."""
         b, c, t, f = y.shape
         y = self.out(y.permute(0, 2, 1, 3).reshape(b, t, c * f))
         y = self.out_norm(self.out_whiten(y))
-        return self.dropout(y), out_lens
+        return self.dropout(y)
+
+    def cache_shape(self, batch_size: int) -> tuple[int, int, int, int]:
+        """Shape of the streaming cache: (B, C3, 3, F') ConvNeXt input frames."""
+        dw = self.convnext.depthwise
+        return (batch_size, dw.in_channels, self.convnext.time_pad, self.out_width)
+
+    def streaming_forward(
+        self, x: Tensor, x_lens: Tensor, cache: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One chunk of S output frames (eval mode).
+
+        Args:
+            x: (B, 2S + RIGHT_PADDING, F) fbank frames at 100 Hz, starting at frame 2s.
+            x_lens: (B,) valid frames of ``x`` (0 .. 2S + 13; fewer at the utterance end).
+            cache: (B, C3, 3, F') from the previous chunk (zeros at the start).
+        Returns:
+            (B, S, out_dim), lens (B,) valid output frames ``clamp((x_lens - 7) // 2, 0, S)``,
+            and the new cache. Output frame i equals frame s + i of :meth:`forward` on the
+            whole utterance.
+        """
+        t_out = (x.shape[1] - RIGHT_PADDING) // 2
+        conv_lens = subsampled_lengths(x_lens).clamp(min=0)
+        y = self.conv(x.unsqueeze(1))  # (B, C3, S + 3, F')
+        y = y * _time_mask(conv_lens, y.shape[2])[:, None, :, None].to(y.dtype)
+        y, new_cache = self.convnext.streaming_forward(y, cache)
+        return self._project(y[:, :, :t_out]), conv_lens.clamp(max=t_out), new_cache
