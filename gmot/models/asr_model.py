@@ -64,7 +64,7 @@ class AsrModel(nn.Module):
         self.vocab_size = V
         self.blank_id = cfg.blank_id
         self.sos_eos_id = cfg.sos_eos_id
-        self.encoder = _build_encoder(cfg.encoder, cfg.num_features)
+        self.encoder = _build_encoder(cfg.encoder_config(), cfg.num_features)
         D = int(self.encoder.output_dim)
         self.encoder_dim = D
 

@@ -13,10 +13,26 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from gmot.models.zipformer.config import ZipformerConfig, get_config, int_tuple
 from gmot.ot.config import GMOTConfig
 from gmot.settings import setting
 
+#: The streaming fields and their non-streaming values (shared with ZipformerConfig).
+_STREAMING_DEFAULTS = {"causal": False, "chunk_size": (-1,), "left_context_frames": (-1,)}
+
 __all__ = ["AttentionDecoderConfig", "ModelConfig"]
+
+
+def _frames_setting(help: str, flag: str) -> Any:
+    """A streaming list of 50 Hz frame counts: ``(-1,)`` by default, a comma list as a flag."""
+    return setting(
+        (-1,),
+        help,
+        flag=flag,
+        type=str,
+        flag_default="-1",
+        from_flag=lambda v: int_tuple(v, flag),
+    )
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,23 @@ class ModelConfig:
         "fields through the API).",
         flag="--encoder-config",
         type=str,
+    )
+    causal: bool = setting(
+        False,
+        "Streaming: a causal Zipformer (causal convolutions, chunk-wise attention with limited "
+        "left context; docs/streaming.md).",
+        flag="--causal",
+    )
+    chunk_size: tuple[int, ...] = _frames_setting(
+        "Streaming chunk sizes in frames at 50 Hz, comma list (-1 = whole utterance; needs "
+        "--causal 1): training draws one per batch, decoding uses the first. E.g. 16,32,64,-1.",
+        "--chunk-size",
+    )
+    left_context_frames: tuple[int, ...] = _frames_setting(
+        "Streaming attention left context in frames at 50 Hz, comma list (-1 = unlimited; "
+        "needs --causal 1): drawn per batch in training, the first in decoding. "
+        "E.g. 64,128,256,-1.",
+        "--left-context-frames",
     )
     use_transducer: bool = setting(True, "Train the pruned RNN-T head.", flag="--use-transducer")
     use_ctc: bool = setting(False, "Train a CTC head.", flag="--use-ctc")
@@ -115,6 +148,39 @@ class ModelConfig:
             raise ValueError(
                 f"gmot_normalize must be 'frames' or 'utterance'; got {self.gmot_normalize!r}"
             )
+        for name in ("chunk_size", "left_context_frames"):  # lists from JSON, strings from flags
+            object.__setattr__(self, name, int_tuple(getattr(self, name), name))
+        if self._streaming() != _STREAMING_DEFAULTS:
+            try:
+                self.encoder_config()
+            except ValueError as exc:
+                raise ValueError(
+                    f"model_config streaming options (--causal, --chunk-size, "
+                    f"--left-context-frames): {exc}"
+                ) from None
+
+    def _streaming(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _STREAMING_DEFAULTS}
+
+    def encoder_config(self) -> ZipformerConfig:
+        """The encoder's :class:`ZipformerConfig`: ``encoder`` (a name or a dict) with
+        ``causal``, ``chunk_size`` and ``left_context_frames`` applied when they are set.
+
+        Raises:
+            ValueError: for invalid values, or when both ``encoder`` (a dict) and these fields
+                set the streaming options.
+        """
+        base = get_config(self.encoder)
+        streaming = self._streaming()
+        if streaming == _STREAMING_DEFAULTS:
+            return base
+        if isinstance(self.encoder, dict) and set(self.encoder) & set(streaming):
+            raise ValueError(
+                "the streaming options are set twice: in the encoder dict "
+                f"({sorted(set(self.encoder) & set(streaming))}) and as model_config fields; "
+                "set them in one place"
+            )
+        return dataclasses.replace(base, **streaming)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (what checkpoints store under ``"model_config"``)."""

@@ -10,10 +10,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ZipformerConfig", "NAMED_CONFIGS", "get_config"]
+__all__ = ["ZipformerConfig", "NAMED_CONFIGS", "get_config", "int_tuple"]
 
 
-def _int_tuple(values: Any, name: str) -> tuple[int, ...]:
+def int_tuple(values: Any, name: str) -> tuple[int, ...]:
     """A tuple of ints from a comma string, an int or a sequence (at least one value)."""
     if isinstance(values, str):
         try:
@@ -117,8 +117,8 @@ class ZipformerConfig:
             if self.causal not in (0, 1):
                 raise ValueError(f"causal must be a bool (or 0/1), got {self.causal!r}")
             self.causal = bool(self.causal)
-        self.chunk_size = _int_tuple(self.chunk_size, "chunk_size")
-        self.left_context_frames = _int_tuple(self.left_context_frames, "left_context_frames")
+        self.chunk_size = int_tuple(self.chunk_size, "chunk_size")
+        self.left_context_frames = int_tuple(self.left_context_frames, "left_context_frames")
         if not self.causal:
             for name in ("chunk_size", "left_context_frames"):
                 if getattr(self, name) != (-1,):
