@@ -135,7 +135,9 @@ def test_hsk_prepare_tiny(tmp_path, stop):
     marker = d / "download/hsk/.done"
     recorded = marker.read_text().strip()
     assert recorded == (
-        "num_train=30 num_dev=2 num_test=2 max_level=1 held_sentences=60 held_variants=0 seed=42"
+        "num_train=30 num_dev=2 num_test=2 max_level=1 utts_per_speaker=20"
+        " held_sentences=60 held_variants=0 seed=42"
+        " text_flatten=0.5 text_backoff=0.3 coverage_target=100"
     )
     wavs = sorted(p.name for p in (d / "download/hsk").rglob("*.wav"))
     same = _run(d, "--num-train", "30", "--num-dev", "2", "--num-test", "2", "--stop-stage", "0")

@@ -17,9 +17,13 @@ dl_dir=download
 num_train=6000
 num_dev=300
 num_test=300
+utts_per_speaker=20
 max_level=1
 held_sentences=60
 held_variants=0
+text_flatten=0.5
+text_backoff=0.3
+coverage_target=100
 seed=42
 num_jobs=$(nproc)
 bpe_vocab_size=0
@@ -28,7 +32,7 @@ musan_dir=download/musan
 plm_model=""
 plm_layer=-1
 force=false
-_gmot_known="stage stop_stage dl_dir num_train num_dev num_test max_level held_sentences held_variants seed num_jobs bpe_vocab_size compute_fbank musan_dir plm_model plm_layer force"
+_gmot_known="stage stop_stage dl_dir num_train num_dev num_test utts_per_speaker max_level held_sentences held_variants text_flatten text_backoff coverage_target seed num_jobs bpe_vocab_size compute_fbank musan_dir plm_model plm_layer force"
 . local/parse_options.sh || exit 1
 
 . local/prepare_common.sh
@@ -37,12 +41,16 @@ mkdir -p data/manifests data/lang_char "$dl_dir"
 
 # The stage-0 marker records the options the corpus was synthesised with (see run_stage).
 corpus_opts="num_train=$num_train num_dev=$num_dev num_test=$num_test max_level=$max_level"
+corpus_opts+=" utts_per_speaker=$utts_per_speaker"
 corpus_opts+=" held_sentences=$held_sentences held_variants=$held_variants seed=$seed"
+corpus_opts+=" text_flatten=$text_flatten text_backoff=$text_backoff coverage_target=$coverage_target"
 if run_stage 0 "$corpus_dir/.done" "$corpus_opts"; then
   log "Stage 0: synthesise the hsk corpus into $corpus_dir ($corpus_opts)"
   $PY ./local/synth_hsk_corpus.py --output-dir "$corpus_dir" --num-train "$num_train" \
     --num-dev "$num_dev" --num-test "$num_test" --max-level "$max_level" \
+    --utts-per-speaker "$utts_per_speaker" \
     --held-sentences "$held_sentences" --held-variants "$held_variants" --seed "$seed" \
+    --text-flatten "$text_flatten" --text-backoff "$text_backoff" --coverage-target "$coverage_target" \
     --num-jobs "$num_jobs"
   echo "$corpus_opts" > "$corpus_dir/.done"
 fi

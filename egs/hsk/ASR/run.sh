@@ -6,6 +6,7 @@
 #   ./run.sh                                   # GM-OT on (the default demo)
 #   ./run.sh --stage 1 --gmot-loss-scale 0 --exp-dir zipformer_gmot/exp_nogmot   # the baseline
 #   ./run.sh --stage 1 --train-args "--gmot-alpha 0"                   # re-train only, WD-only OT
+#   ./run.sh --preset long                     # 12 epochs (about an hour), exp dir exp_long
 #
 # The defaults are chosen for a 2-core CPU and about 15 minutes of training: the HSK level-1
 # characters (301) in 6000 distinct training sentences, fbank precomputed by prepare.sh, small
@@ -43,7 +44,22 @@ gmot_layer=-1
 gmot_center_plm=1
 methods="greedy_search modified_beam_search"
 train_args=""
-_gmot_known="stage stop_stage exp_dir encoder_config decoder_dim joiner_dim num_epochs avg max_duration num_buckets spec_aug max_level ref_duration base_lr lr_batches lr_epochs seed num_workers ctc_loss_scale gmot_loss_scale gmot_alpha gmot_epsilon gmot_layer gmot_center_plm methods train_args"
+# --preset long: three times the updates (12 epochs, about an hour on 2 cores) with a slower
+# learning-rate decay over epochs and more checkpoints averaged. A preset only changes defaults:
+# options given on the command line win whatever their position.
+preset=default
+for ((_i = 1; _i <= $#; _i++)); do
+  case "${!_i}" in
+    --preset=*) _a=${!_i}; preset=${_a#--preset=} ;;
+    --preset) _j=$((_i + 1)); preset=${!_j:-} ;;
+  esac
+done
+case "$preset" in
+  default) ;;
+  long) num_epochs=12; avg=4; lr_epochs=3; exp_dir=zipformer_gmot/exp_long ;;
+  *) echo "$0: unknown --preset '$preset' (known: default, long)" >&2; exit 1 ;;
+esac
+_gmot_known="preset stage stop_stage exp_dir encoder_config decoder_dim joiner_dim num_epochs avg max_duration num_buckets spec_aug max_level ref_duration base_lr lr_batches lr_epochs seed num_workers ctc_loss_scale gmot_loss_scale gmot_alpha gmot_epsilon gmot_layer gmot_center_plm methods train_args"
 . local/parse_options.sh || exit 1
 
 if [ -z "${PYTHON:-}" ] && [ -x ../../../.venv/bin/python ]; then PYTHON=../../../.venv/bin/python; fi
