@@ -1,10 +1,12 @@
 """Decoding: transducer and CTC search, attention-decoder rescoring, CER scoring.
 
-Entry points: :mod:`gmot.decoding.decode_main` (``decode.py``) and
-:mod:`gmot.decoding.pretrained_main` (``pretrained.py``).
+Entry points: :mod:`gmot.decoding.decode_main` (``decode.py``),
+:mod:`gmot.decoding.streaming_decode_main` (``streaming_decode.py``: causal models chunk by chunk,
+with :mod:`gmot.decoding.streaming`) and :mod:`gmot.decoding.pretrained_main` (``pretrained.py``).
 """
 
 from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
+from gmot.decoding.k2_search import fast_beam_search
 from gmot.decoding.rescoring import AttentionScorer, rescore_nbest
 from gmot.decoding.scoring import (
     ErrorCounts,
@@ -17,7 +19,6 @@ from gmot.decoding.scoring import (
 )
 from gmot.decoding.transducer_search import (
     beam_search,
-    fast_beam_search,
     greedy_search,
     greedy_search_batch,
     modified_beam_search,

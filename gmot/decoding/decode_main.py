@@ -11,6 +11,11 @@ and logs the CER and the real-time factor (decoding wall time, encoder included,
 duration). The files of this setting are deleted before anything is decoded, so a failed run
 leaves none from an earlier one. Cuts shorter than the encoder's minimum input (9 fbank frames,
 0.09 s) are skipped: each is logged, and they are counted and listed in the result files.
+
+A causal (streaming) model is decoded with its eval-time chunk masks (simulated streaming):
+``--chunk-size`` / ``--left-context-frames`` choose them (default: the model's first values),
+and the suffix of the result files names them (``...-chunk-32-left-128``). Chunk-by-chunk
+decoding is ``streaming_decode.py`` (:mod:`gmot.decoding.streaming_decode_main`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import logging
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -35,8 +41,13 @@ from gmot.decoding.methods import (
     decode_batch,
     get_method,
 )
-from gmot.decoding.model_loading import add_model_loading_arguments, load_model
+from gmot.decoding.model_loading import (
+    add_model_loading_arguments,
+    checkpoint_description,
+    load_model,
+)
 from gmot.decoding.scoring import result_paths, save_results
+from gmot.decoding.streaming import add_chunk_arguments, apply_chunk_flags
 
 # The methods by the heads they need (derived from the registry, gmot.decoding.methods).
 TRANSDUCER_METHODS = tuple(n for n, m in REGISTRY.items() if m.heads == ("transducer",))
@@ -44,10 +55,8 @@ CTC_METHODS = tuple(n for n, m in REGISTRY.items() if m.heads == ("ctc",))
 RESCORING_METHODS = tuple(n for n, m in REGISTRY.items() if "attention" in m.heads)
 
 
-def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("decoding")
-    add_decoding_method_arguments(g)
-    add_lang_dir_argument(g)
+def add_test_set_arguments(g) -> None:
+    """``--test-cuts`` and ``--device`` (an ``argparse`` parser or group; also streaming)."""
     g.add_argument(
         "--test-cuts",
         type=Path,
@@ -61,6 +70,14 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         default="cuda" if torch.cuda.is_available() else "cpu",
         help="Device (cpu, cuda, cuda:1, ...).",
     )
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("decoding")
+    add_decoding_method_arguments(g)
+    add_lang_dir_argument(g)
+    add_test_set_arguments(g)
+    add_chunk_arguments(parser.add_argument_group("simulated streaming (causal models)"))
 
 
 def get_parser(**defaults) -> argparse.ArgumentParser:
@@ -105,6 +122,17 @@ def cut_paths_to_decode(params: argparse.Namespace) -> list[Path]:
     ]
 
 
+def decodable(batch: dict, skipped: list[str]) -> list[int]:
+    """Indices of the utterances of a data-module batch long enough for the encoder; the others
+    are logged and described in ``skipped``."""
+    lens = batch["feature_lens"]
+    short = set(too_short(lens))
+    for i in sorted(short):
+        skipped.append(describe_short(f"cut {batch['cut_ids'][i]}", int(lens[i])))
+        logging.warning("skipping %s", skipped[-1])
+    return [i for i in range(len(lens)) if i not in short]
+
+
 def decode_dataset(
     dataloader, model: nn.Module, token_table, params: argparse.Namespace
 ) -> tuple[list[tuple[str, str, str]], float, float, list[str]]:
@@ -124,15 +152,10 @@ def decode_dataset(
     audio_s = 0.0
     elapsed = 0.0
     for batch in tqdm(dataloader, desc=params.decoding_method, unit="batch"):
-        lens = batch["feature_lens"]
-        short = too_short(lens)
-        for i in short:
-            skipped.append(describe_short(f"cut {batch['cut_ids'][i]}", int(lens[i])))
-            logging.warning("skipping %s", skipped[-1])
-        keep = [i for i in range(len(lens)) if i not in set(short)]
+        keep = decodable(batch, skipped)
         if not keep:
             continue
-        lens = lens[keep]
+        lens = batch["feature_lens"][keep]
         feats = batch["features"][keep, : int(lens.max())].to(device)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -147,24 +170,32 @@ def decode_dataset(
     return results, audio_s, elapsed, skipped
 
 
-def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
-    """Parse ``argv`` (with recipe ``defaults``), decode each test set, write result files.
+#: (dataloader, model, token table, flags) -> (results, audio s, decoding s, skipped cuts)
+DecodeDataset = Callable[
+    [object, nn.Module, TokenTable, argparse.Namespace],
+    tuple[list[tuple[str, str, str]], float, float, list[str]],
+]
 
-    Returns {test set name: CER in percent}.
+
+def decode_test_sets(
+    params: argparse.Namespace,
+    model: nn.Module,
+    out_dir: Path,
+    setting: str,
+    suffix: str,
+    decode: DecodeDataset | None = None,
+) -> dict[str, float]:
+    """Decode each of ``params.test_cuts`` with ``decode`` (default :func:`decode_dataset`) and
+    write its result files into ``out_dir`` (this setting's earlier files are deleted first).
+
+    Returns {set name: CER in percent}.
     """
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
-    params = get_parser(**defaults).parse_args(argv)
-    get_method(params.decoding_method).check_available()  # fail before loading anything
-    params.test_cuts = cut_paths_to_decode(params)
-    device = torch.device(params.device)
-    token_table = TokenTable.load(Path(params.lang_dir) / "tokens.txt")
-    model, _, suffix = load_model(params, device)
-    out_dir = Path(params.exp_dir) / params.decoding_method
-    setting = setting_name(params)
-    data_module = AsrDataModule(params)
-
     from lhotse import load_manifest_lazy
 
+    decode = decode or decode_dataset
+
+    token_table = TokenTable.load(Path(params.lang_dir) / "tokens.txt")
+    data_module = AsrDataModule(params)
     for path in params.test_cuts:
         if not Path(path).is_file():
             raise FileNotFoundError(f"--test-cuts: manifest not found: {path}")
@@ -175,11 +206,11 @@ def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
                 old.unlink()
                 logging.info("removed the earlier %s", old)
     cers = {}
+    device = next(model.parameters()).device
     for path in params.test_cuts:
         name = cut_set_name(path)
-        cuts = load_manifest_lazy(path)
-        dl = data_module.test_dataloader(cuts)
-        results, audio_s, elapsed, skipped = decode_dataset(dl, model, token_table, params)
+        dl = data_module.test_dataloader(load_manifest_lazy(path))
+        results, audio_s, elapsed, skipped = decode(dl, model, token_table, params)
         rates = save_results(out_dir, name, {setting: results}, suffix, skipped=skipped)
         cers[name] = rates[setting]
         rtf = elapsed / audio_s if audio_s > 0 else float("nan")
@@ -204,3 +235,21 @@ def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
             )
     logging.info("results in %s", out_dir)
     return cers
+
+
+def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
+    """Parse ``argv`` (with recipe ``defaults``), decode each test set, write result files.
+
+    Returns {test set name: CER in percent}.
+    """
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
+    params = get_parser(**defaults).parse_args(argv)
+    get_method(params.decoding_method).check_available()  # fail before loading anything
+    params.test_cuts = cut_paths_to_decode(params)
+    model, _, suffix = load_model(params, torch.device(params.device))
+    # a causal model: simulated streaming, its chunk and left context named in the files
+    suffix += apply_chunk_flags(
+        model, params.chunk_size, params.left_context_frames, checkpoint_description(params)
+    )
+    out_dir = Path(params.exp_dir) / params.decoding_method
+    return decode_test_sets(params, model, out_dir, setting_name(params), suffix)

@@ -20,14 +20,9 @@ import torch
 from torch import nn
 
 from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
+from gmot.decoding.k2_search import fast_beam_search, require_k2
 from gmot.decoding.rescoring import rescore_nbest
-from gmot.decoding.transducer_search import (
-    beam_search,
-    fast_beam_search,
-    greedy_search_batch,
-    modified_beam_search,
-    require_k2,
-)
+from gmot.decoding.transducer_search import beam_search, greedy_search_batch, modified_beam_search
 
 #: head name -> (model attributes that must not be None, how an error message names the head)
 HEADS: dict[str, tuple[tuple[str, ...], str]] = {

@@ -130,6 +130,20 @@ def resolve_checkpoints(
     return mode, paths, suffix
 
 
+def checkpoint_description(args: argparse.Namespace) -> str:
+    """The checkpoint file(s) :func:`load_model` reads for these flags, for messages (the
+    ``--exp-dir`` and flags when they select no existing files)."""
+    if args.checkpoint is not None:
+        return str(args.checkpoint)
+    try:
+        _, paths, _ = resolve_checkpoints(
+            args.exp_dir, args.epoch, args.avg, args.iter, args.use_averaged_model
+        )
+    except (ValueError, FileNotFoundError):
+        return f"the checkpoints of --exp-dir {args.exp_dir} --epoch {args.epoch} --avg {args.avg}"
+    return ", ".join(map(str, paths))
+
+
 def _describe(exp_dir: Path) -> str:
     return describe_checkpoints(exp_dir)
 

@@ -49,6 +49,67 @@ def _joint(model: nn.Module, enc: torch.Tensor, dec: torch.Tensor) -> torch.Tens
 
 
 @torch.no_grad()
+def init_greedy_state(
+    model: nn.Module, batch_size: int, device: torch.device | str
+) -> tuple[list[list[int]], torch.Tensor]:
+    """Greedy-search state before the first frame: ``batch_size`` hypotheses of
+    ``context_size`` blanks and their projected decoder outputs (batch_size, J)."""
+    blank_id, context_size = model.decoder.blank_id, model.decoder.context_size
+    hyps = [[blank_id] * context_size for _ in range(batch_size)]
+    contexts = torch.full((batch_size, context_size), blank_id, dtype=torch.int64, device=device)
+    return hyps, _decoder_proj(model, contexts)
+
+
+@torch.no_grad()
+def greedy_search_advance(
+    model: nn.Module,
+    enc: torch.Tensor,
+    lens: list[int],
+    hyps: list[list[int]],
+    dec: torch.Tensor,
+    max_sym_per_frame: int = 1,
+) -> torch.Tensor:
+    """Advance batched greedy search over a block of frames (whole utterances or one chunk).
+
+    Args:
+      model: transducer (see the module docstring).
+      enc: (B, T, J) encoder frames already projected by ``model.joiner.encoder_proj``.
+      lens: B valid frame counts, non-increasing (the utterances active at frame t are a prefix).
+      hyps: B token lists starting with ``context_size`` blanks; emitted tokens are appended.
+      dec: (B, J) projected decoder outputs for the current contexts of ``hyps``.
+      max_sym_per_frame: most non-blank symbols emitted on one frame (>= 1).
+
+    Returns:
+      the new (B, J) decoder outputs (the state for the next block).
+    """
+    B, T, _ = enc.shape
+    assert dec.dim() == 2 and dec.shape[0] == B, f"dec must be ({B}, J); got {tuple(dec.shape)}"
+    assert len(lens) == len(hyps) == B, f"{len(lens)} lens, {len(hyps)} hyps for B={B}"
+    assert all(a >= b for a, b in zip(lens, lens[1:])), f"lens must not increase: {lens}"
+    blank_id, context_size = model.decoder.blank_id, model.decoder.context_size
+    for t in range(T):
+        n = sum(1 for length in lens if length > t)
+        if n == 0:
+            break
+        for _ in range(max_sym_per_frame):
+            logits = _joint(model, enc[:n, t], dec[:n])  # (n, V)
+            y = logits.argmax(dim=-1)
+            emitted = (y != blank_id).nonzero(as_tuple=True)[0]
+            if emitted.numel() == 0:
+                break
+            for i in emitted.tolist():
+                hyps[i].append(int(y[i]))
+            ctx = torch.tensor(
+                [hyps[i][-context_size:] for i in emitted.tolist()],
+                dtype=torch.int64,
+                device=enc.device,
+            )
+            dec = dec.clone()
+            dec[emitted] = _decoder_proj(model, ctx)
+    return dec
+
+
+@torch.no_grad()
 def greedy_search_batch(
     model: nn.Module,
     encoder_out: torch.Tensor,
@@ -69,39 +130,16 @@ def greedy_search_batch(
     _check_inputs(encoder_out, encoder_out_lens)
     if max_sym_per_frame < 1:
         raise ValueError(f"max_sym_per_frame must be >= 1; got {max_sym_per_frame}")
-    blank_id = model.decoder.blank_id
     context_size = model.decoder.context_size
     device = encoder_out.device
-    B, T, _ = encoder_out.shape
+    B = encoder_out.shape[0]
 
     # Sort by length (descending) so the utterances still active at frame t are a prefix.
     lens = encoder_out_lens.to("cpu")
     order = torch.argsort(lens, descending=True, stable=True)
     enc = model.joiner.encoder_proj(encoder_out[order.to(device)])  # (B, T, J)
-    lens_sorted = lens[order].tolist()
-
-    hyps: list[list[int]] = [[blank_id] * context_size for _ in range(B)]
-    contexts = torch.full((B, context_size), blank_id, dtype=torch.int64, device=device)
-    dec = _decoder_proj(model, contexts)  # (B, J)
-    for t in range(T):
-        n = sum(1 for length in lens_sorted if length > t)
-        if n == 0:
-            break
-        for _ in range(max_sym_per_frame):
-            logits = _joint(model, enc[:n, t], dec[:n])  # (n, V)
-            y = logits.argmax(dim=-1)
-            emitted = (y != blank_id).nonzero(as_tuple=True)[0]
-            if emitted.numel() == 0:
-                break
-            for i in emitted.tolist():
-                hyps[i].append(int(y[i]))
-            ctx = torch.tensor(
-                [hyps[i][-context_size:] for i in emitted.tolist()],
-                dtype=torch.int64,
-                device=device,
-            )
-            dec = dec.clone()
-            dec[emitted] = _decoder_proj(model, ctx)
+    hyps, dec = init_greedy_state(model, B, device)
+    greedy_search_advance(model, enc, lens[order].tolist(), hyps, dec, max_sym_per_frame)
 
     result: list[list[int]] = [[] for _ in range(B)]
     for pos, idx in enumerate(order.tolist()):
@@ -250,6 +288,78 @@ def beam_search(
     return results
 
 
+#: One utterance's modified-beam-search hypotheses, keyed by token sequence.
+Beam = dict[tuple[int, ...], _Hyp]
+
+
+def init_beam(model: nn.Module) -> Beam:
+    """A modified-beam-search beam before the first frame: one empty hypothesis."""
+    h = _Hyp(ys=[model.decoder.blank_id] * model.decoder.context_size, log_prob=0.0)
+    return {h.key: h}
+
+
+@torch.no_grad()
+def modified_beam_search_advance(
+    model: nn.Module, enc: torch.Tensor, lens: list[int], beams: list[Beam], beam: int = 4
+) -> None:
+    """Advance modified beam search over a block of frames (whole utterances or one chunk).
+
+    Args:
+      model: transducer (see the module docstring).
+      enc: (B, T, J) encoder frames already projected by ``model.joiner.encoder_proj``.
+      lens: B valid frame counts (any order).
+      beams: B beams (from :func:`init_beam` or an earlier call); ``beams[b]`` is replaced by
+        the beam after its ``lens[b]`` frames.
+      beam: hypotheses kept per utterance (>= 1).
+    """
+    B, T, _ = enc.shape
+    assert len(lens) == len(beams) == B, f"{len(lens)} lens, {len(beams)} beams for B={B}"
+    blank_id, context_size = model.decoder.blank_id, model.decoder.context_size
+    device = enc.device
+    dec_cache: dict[tuple[int, ...], torch.Tensor] = {}
+    for t in range(T):
+        active = [b for b in range(B) if lens[b] > t]
+        if not active:
+            break
+        flat: list[tuple[int, _Hyp]] = [(b, h) for b in active for h in beams[b].values()]
+        ctxs = [tuple(h.ys[-context_size:]) for _, h in flat]
+        missing = sorted({c for c in ctxs if c not in dec_cache})
+        if missing:
+            outs = _decoder_proj(model, torch.tensor(missing, dtype=torch.int64, device=device))
+            for c, o in zip(missing, outs):
+                dec_cache[c] = o
+        dec = torch.stack([dec_cache[c] for c in ctxs])  # (N, J)
+        rows = torch.tensor([b for b, _ in flat], dtype=torch.int64, device=device)
+        log_probs = _joint(model, enc[rows, t], dec).log_softmax(dim=-1).float()  # (N, V)
+        prev = torch.tensor([h.log_prob for _, h in flat], dtype=torch.float32, device=device)
+        log_probs = (log_probs + prev.unsqueeze(1)).cpu()
+        V = log_probs.shape[1]
+        start = 0
+        for b in active:
+            n_h = len(beams[b])
+            scores = log_probs[start : start + n_h].reshape(-1)
+            hyps_b = [h for _, h in flat[start : start + n_h]]
+            start += n_h
+            values, idx = scores.topk(min(beam, scores.numel()))
+            new_beam: Beam = {}
+            for v, i in zip(values.tolist(), idx.tolist()):
+                h, tok = hyps_b[i // V], i % V
+                ys = h.ys if tok == blank_id else h.ys + [tok]
+                _add_logadd(new_beam, _Hyp(ys, v))
+            beams[b] = new_beam
+
+
+def beam_nbest(bm: Beam, context_size: int) -> list[tuple[list[int], float]]:
+    """A beam's hypotheses as ``(token ids, log_prob)``, best first (context blanks removed)."""
+    hyps = sorted(bm.values(), key=lambda h: h.log_prob, reverse=True)
+    return [(h.ys[context_size:], h.log_prob) for h in hyps]
+
+
+def beam_best(bm: Beam, context_size: int) -> list[int]:
+    """The token ids of a beam's most probable hypothesis (context blanks removed)."""
+    return max(bm.values(), key=lambda h: h.log_prob).ys[context_size:]
+
+
 @torch.no_grad()
 def modified_beam_search(
     model: nn.Module,
@@ -278,116 +388,10 @@ def modified_beam_search(
     _check_inputs(encoder_out, encoder_out_lens)
     if beam < 1:
         raise ValueError(f"beam must be >= 1; got {beam}")
-    blank_id = model.decoder.blank_id
-    context_size = model.decoder.context_size
-    device = encoder_out.device
-    B, T, _ = encoder_out.shape
+    beams = [init_beam(model) for _ in range(encoder_out.shape[0])]
     enc = model.joiner.encoder_proj(encoder_out)  # (B, T, J)
-    lens = encoder_out_lens.tolist()
-
-    beams: list[dict[tuple[int, ...], _Hyp]] = []
-    for _ in range(B):
-        h = _Hyp(ys=[blank_id] * context_size, log_prob=0.0)
-        beams.append({h.key: h})
-    dec_cache: dict[tuple[int, ...], torch.Tensor] = {}
-
-    for t in range(T):
-        active = [b for b in range(B) if lens[b] > t]
-        if not active:
-            break
-        flat: list[tuple[int, _Hyp]] = [(b, h) for b in active for h in beams[b].values()]
-        ctxs = [tuple(h.ys[-context_size:]) for _, h in flat]
-        missing = sorted({c for c in ctxs if c not in dec_cache})
-        if missing:
-            outs = _decoder_proj(model, torch.tensor(missing, dtype=torch.int64, device=device))
-            for c, o in zip(missing, outs):
-                dec_cache[c] = o
-        dec = torch.stack([dec_cache[c] for c in ctxs])  # (N, J)
-        rows = torch.tensor([b for b, _ in flat], dtype=torch.int64, device=device)
-        enc_t = enc[rows, t]  # (N, J)
-        log_probs = _joint(model, enc_t, dec).log_softmax(dim=-1).float()  # (N, V)
-        prev = torch.tensor([h.log_prob for _, h in flat], dtype=torch.float32, device=device)
-        log_probs = (log_probs + prev.unsqueeze(1)).cpu()
-        V = log_probs.shape[1]
-        start = 0
-        for b in active:
-            n_h = len(beams[b])
-            scores = log_probs[start : start + n_h].reshape(-1)
-            hyps_b = [h for _, h in flat[start : start + n_h]]
-            start += n_h
-            k = min(beam, scores.numel())
-            values, idx = scores.topk(k)
-            new_beam: dict[tuple[int, ...], _Hyp] = {}
-            for v, i in zip(values.tolist(), idx.tolist()):
-                h, tok = hyps_b[i // V], i % V
-                ys = h.ys if tok == blank_id else h.ys + [tok]
-                _add_logadd(new_beam, _Hyp(ys, v))
-            beams[b] = new_beam
-
+    modified_beam_search_advance(model, enc, encoder_out_lens.tolist(), beams, beam)
+    c = model.decoder.context_size
     if return_nbest:
-        return [
-            [
-                (h.ys[context_size:], h.log_prob)
-                for h in sorted(bm.values(), key=lambda h: h.log_prob, reverse=True)
-            ]
-            for bm in beams
-        ]
-    return [max(bm.values(), key=lambda h: h.log_prob).ys[context_size:] for bm in beams]
-
-
-def require_k2():
-    try:
-        import k2  # noqa: F401
-    except Exception as exc:  # ModuleNotFoundError or a broken build
-        raise RuntimeError(
-            "fast_beam_search needs k2 (https://k2-fsa.github.io/k2/), which is not importable "
-            f"here ({type(exc).__name__}: {exc}). Install a k2 build matching your torch, or use "
-            "--decoding-method modified_beam_search (no k2 needed)."
-        ) from exc
-    return k2
-
-
-@torch.no_grad()
-def fast_beam_search(
-    model: nn.Module,
-    encoder_out: torch.Tensor,
-    encoder_out_lens: torch.Tensor,
-    beam: float = 20.0,
-    max_states: int = 64,
-    max_contexts: int = 8,
-    temperature: float = 1.0,
-) -> list[list[int]]:
-    """FSA-based transducer beam search with a trivial decoding graph (needs k2).
-
-    Uses k2's ``RnntDecodingStreams`` (one stream per utterance, all frames batched), then the
-    best path of the resulting lattice. Raises ``RuntimeError`` with an explanation when k2 is
-    not importable. Shapes as in :func:`greedy_search_batch`; ``beam`` is a log-prob beam.
-    """
-    _check_inputs(encoder_out, encoder_out_lens)
-    k2 = require_k2()
-    vocab_size = int(model.decoder.vocab_size)
-    context_size = model.decoder.context_size
-    device = encoder_out.device
-    B, T, _ = encoder_out.shape
-    graph = k2.trivial_graph(vocab_size - 1, device=device)
-    config = k2.RnntDecodingConfig(
-        vocab_size=vocab_size,
-        decoder_history_len=context_size,
-        beam=beam,
-        max_contexts=max_contexts,
-        max_states=max_states,
-    )
-    streams = k2.RnntDecodingStreams([k2.RnntDecodingStream(graph) for _ in range(B)], config)
-    enc = model.joiner.encoder_proj(encoder_out)  # (B, T, J)
-    for t in range(T):
-        shape, contexts = streams.get_contexts()
-        dec = _decoder_proj(model, contexts.to(torch.int64))  # (num_contexts, J)
-        rows = shape.row_ids(1).to(torch.int64)
-        logits = _joint(model, enc[rows, t], dec)
-        streams.advance((logits / temperature).log_softmax(dim=-1))
-    streams.terminate_and_flush_to_streams()
-    lattice = streams.format_output(encoder_out_lens.tolist())
-    best = k2.shortest_path(lattice, use_double_scores=True)
-    labels = k2.RaggedTensor(best.arcs.shape(), best.labels).remove_axis(1)
-    labels = labels.remove_values_leq(0)
-    return [list(map(int, x)) for x in labels.tolist()]
+        return [beam_nbest(bm, c) for bm in beams]
+    return [beam_best(bm, c) for bm in beams]

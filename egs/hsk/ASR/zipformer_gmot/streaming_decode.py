@@ -1,0 +1,25 @@
+#!/usr/bin/env python3
+"""Decode the hsk dev/test sets chunk by chunk with a causal model (run from egs/hsk/ASR).
+
+    ./zipformer_gmot/streaming_decode.py --epoch 30 --avg 9 --decoding-method greedy_search
+
+Needs a model trained with --causal 1 (docs/streaming.md). All flags:
+`./zipformer_gmot/streaming_decode.py --help`; the code is gmot.decoding.streaming_decode_main.
+"""
+
+import sys
+from pathlib import Path
+
+_root = Path(__file__).resolve().parents[4]  # the repository this script is in
+if (_root / "gmot" / "__init__.py").is_file():  # its gmot wins over the venv and PYTHONPATH
+    sys.path.insert(0, str(_root))
+
+from gmot.decoding.streaming_decode_main import main
+
+if __name__ == "__main__":
+    main(
+        corpus="hsk",
+        exp_dir=Path("zipformer_gmot/exp"),
+        lang_dir=Path("data/lang_char"),
+        manifest_dir=Path("data/manifests"),  # decodes its hsk_cuts_{dev,test}.jsonl.gz
+    )
