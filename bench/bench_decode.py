@@ -20,10 +20,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
+
+_root = Path(__file__).resolve().parents[1]  # the repository this script is in
+if (_root / "gmot" / "__init__.py").is_file():  # its gmot wins over the venv and PYTHONPATH
+    sys.path.insert(0, str(_root))
 
 from gmot.decoding import greedy_search, greedy_search_batch, modified_beam_search
 

@@ -20,10 +20,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+
+_root = Path(__file__).resolve().parents[1]  # the repository this script is in
+if (_root / "gmot" / "__init__.py").is_file():  # its gmot wins over the venv and PYTHONPATH
+    sys.path.insert(0, str(_root))
 
 from gmot.models.zipformer import build_encoder, set_batch_count
 

@@ -7,9 +7,14 @@ Example: ./local/compute_fbank.py --corpus hsk --manifest-dir data/manifests --o
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from lhotse import Fbank, FbankConfig, LilcomChunkyWriter, load_manifest_lazy
+
+_root = Path(__file__).resolve().parents[1]  # the repository this script is in
+if (_root / "gmot" / "__init__.py").is_file():  # its gmot wins over the venv and PYTHONPATH
+    sys.path.insert(0, str(_root))
 
 from gmot.data.manifests import SPLITS, cuts_path
 

@@ -11,9 +11,14 @@ Example: ./local/prepare_lang_char.py --cuts data/manifests/hsk_cuts_train.jsonl
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from lhotse import load_manifest_lazy
+
+_root = Path(__file__).resolve().parents[1]  # the repository this script is in
+if (_root / "gmot" / "__init__.py").is_file():  # its gmot wins over the venv and PYTHONPATH
+    sys.path.insert(0, str(_root))
 
 from gmot.data.tokens import TokenTable
 

@@ -12,6 +12,12 @@ records in the stage-1 marker (what the manifests depend on) and writes nothing.
 
 import argparse
 import logging
+import sys
+from pathlib import Path
+
+_root = Path(__file__).resolve().parents[1]  # the repository this script is in
+if (_root / "gmot" / "__init__.py").is_file():  # its gmot wins over the venv and PYTHONPATH
+    sys.path.insert(0, str(_root))
 
 from gmot.data.layouts import available, get_layout
 

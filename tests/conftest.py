@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+from pathlib import Path
 
 import pytest
+
+# This clone's gmot, in this process and in every subprocess a test starts (whatever its cwd):
+# the shared venv holds no gmot (tools/setup_env.sh), so nothing else could supply it.
+ROOT = str(Path(__file__).resolve().parents[1])
+sys.path.insert(0, ROOT)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
 
 # Tests never touch the network: make transformers / huggingface_hub fail fast if asked to.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -19,10 +19,9 @@ import math
 import sys
 from pathlib import Path
 
-try:
-    import gmot  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+_root = Path(__file__).resolve().parents[1]  # the repository this script is in
+if (_root / "gmot" / "__init__.py").is_file():  # its gmot wins over the venv and PYTHONPATH
+    sys.path.insert(0, str(_root))
 
 import numpy as np
 import torch

@@ -5,7 +5,16 @@
 # <hash> covers requirements.txt and the Python version: a clone, a CI run or a second checkout
 # that changes no requirement reuses it instead of reinstalling ~5.5 GB (torch is a CUDA build,
 # see README "Why torch 2.14.1"). A half-built venv (killed install) has no .complete marker and
-# is rebuilt from scratch. gmot itself is installed editable (no deps) on every call: cheap.
+# is rebuilt from scratch.
+#
+# The venv holds third-party packages only, never gmot: being shared, an editable install of gmot
+# would point at whichever clone ran this script last, and every other clone would silently import
+# that clone's code (or none, once it is deleted). Instead each clone runs its own gmot: the entry
+# scripts (egs/*/ASR/zipformer_gmot, local, tools, bench) put their repository first on sys.path,
+# `python -m pytest` from the repository root has it as the cwd, and tests/conftest.py passes it on
+# to subprocesses via PYTHONPATH. A gmot that an older revision of this script (or a manual
+# `pip install -e .`) left in the venv is uninstalled here, and the check at the end fails if
+# the venv alone can still import a gmot or if this clone's python does not import this clone's.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-python3}
@@ -39,19 +48,31 @@ else
   echo "[setup_env] reusing $venv" >&2
 fi
 
-# gmot itself, editable; its build chatter goes to a log that is shown only if it fails.
-if ! "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$repo" \
-    >"$root/editable-install.log" 2>&1; then
-  grep -v '^WARNING: Location' "$root/editable-install.log" >&2
-  echo "[setup_env] pip install -e $repo failed" >&2
-  exit 1
+# No gmot in the shared venv (see the header): remove one left by an older revision of this script.
+if compgen -G "$venv/lib/python*/site-packages/gmot-*.dist-info" >/dev/null; then
+  echo "[setup_env] uninstalling the gmot installed in the shared venv (another clone's code)" >&2
+  "$venv/bin/python" -m pip uninstall -q -y gmot 2>&1 | grep -v '^WARNING: Location' >&2 || true
 fi
 ln -sfn "$venv" "$repo/.venv"
-# Fail here, with the reason, if the environment cannot import what the project needs.
-"$repo/.venv/bin/python" - <<'PY'
+# Fail here, with the reason, if the environment cannot import what the project needs, if the venv
+# alone supplies a gmot (cwd / and -E: no PYTHONPATH), or if this clone does not import its own.
+if leaked=$(cd / && "$venv/bin/python" -E -c 'import importlib.util as u
+s = u.find_spec("gmot"); print(s.origin if s else "")') && [ -n "$leaked" ]; then
+  echo "[setup_env] the shared venv $venv itself provides gmot ($leaked): remove it" >&2
+  exit 1
+fi
+cd "$repo"  # `python -` puts the cwd first on sys.path, as `python -m pytest` does
+"$repo/.venv/bin/python" - "$repo" <<'PY'
+import sys
+from pathlib import Path
+
+import gmot
+repo = Path(sys.argv[1]).resolve()
+if not Path(gmot.__file__).resolve().is_relative_to(repo):
+    sys.exit(f"[setup_env] import gmot loaded {gmot.__file__}, not this clone's ({repo}/gmot)")
 import torch, torchaudio, lhotse, ot, transformers
 from transformers import BertModel  # fails if torchaudio cannot load beside torch
-import gmot
 print(f"[setup_env] ok: torch {torch.__version__}, torchaudio {torchaudio.__version__}, "
-      f"lhotse {lhotse.__version__}, transformers {transformers.__version__}, pot {ot.__version__}")
+      f"lhotse {lhotse.__version__}, transformers {transformers.__version__}, pot {ot.__version__}; "
+      f"gmot from {gmot.__file__}")
 PY

@@ -38,7 +38,9 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     lhotse download aishell "$dl_dir"
     corpus_dir=$dl_dir/aishell
   fi
-  $PY -c "import sys; from gmot.data.layouts.aishell import check_aishell_layout as c; c(sys.argv[1], 'aishell')" "$corpus_dir"
+  # argv[2], this clone's root (local -> ../../../local): its own gmot, not one the venv has
+  $PY -c "import sys; sys.path.insert(0, sys.argv[2]); from gmot.data.layouts.aishell import check_aishell_layout as c; c(sys.argv[1], 'aishell')" \
+    "$corpus_dir" "$(cd -P local/.. && pwd)"
   log "Stage 0: layout OK"
 fi
 

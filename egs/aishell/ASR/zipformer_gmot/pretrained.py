@@ -10,10 +10,9 @@ All flags: `--help`; the code is gmot.decoding.pretrained_main.
 import sys
 from pathlib import Path
 
-try:
-    import gmot  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`: use the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
+_root = Path(__file__).resolve().parents[4]  # the repository this script is in
+if (_root / "gmot" / "__init__.py").is_file():  # its gmot wins over the venv and PYTHONPATH
+    sys.path.insert(0, str(_root))
 
 from gmot.decoding.pretrained_main import main
 
