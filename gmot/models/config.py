@@ -10,6 +10,7 @@ them.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,18 @@ from gmot.settings import setting
 _STREAMING_DEFAULTS = {"causal": False, "chunk_size": (-1,), "left_context_frames": (-1,)}
 
 __all__ = ["AttentionDecoderConfig", "ModelConfig"]
+
+
+def _encoder_from_flag(value: str) -> str | dict:
+    """``--encoder-config``: a config name, or a JSON object (``{"base": "tiny", ...}``)."""
+    if not value.lstrip().startswith("{"):
+        return value
+    try:
+        d = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--encoder-config is not valid JSON ({exc}): {value!r}") from None
+    get_config(d)  # unknown keys or bad values: fail here, naming them
+    return d
 
 
 def _frames_setting(help: str, flag: str) -> Any:
@@ -67,10 +80,12 @@ class ModelConfig:
     num_features: int = setting(80, "Fbank bins of the input.", derived="the data module (80)")
     encoder: str | dict = setting(
         "medium",
-        "Zipformer configuration: tiny, small, medium or large (a dict of ZipformerConfig "
-        "fields through the API).",
+        "Zipformer configuration: tiny, small, medium or large, or a JSON object of "
+        "ZipformerConfig fields, optionally over a named base, e.g. "
+        '\'{"base": "tiny", "input_norm": "utterance", "dropout": 0.05}\'.',
         flag="--encoder-config",
         type=str,
+        from_flag=lambda v: _encoder_from_flag(v),
     )
     causal: bool = setting(
         False,

@@ -51,6 +51,11 @@ class ZipformerConfig:
     multiple of every stack's downsampling factor and of ``output_downsampling_factor``. In training
     one value of each is drawn per forward (dynamic chunk training), in eval the first is used.
     Non-causal configs must keep the defaults ``(-1,)``.
+
+    ``input_norm``: ``"none"`` (the published model) or ``"utterance"``: each utterance's fbank
+    is mean- and variance-normalised per bin over its valid frames before the front end (removes
+    level, channel and spectral-tilt differences between voices; needs the whole utterance, so a
+    causal encoder refuses it).
     """
 
     num_layers: tuple[int, ...] = (2, 2, 3, 4, 3, 2)
@@ -72,6 +77,7 @@ class ZipformerConfig:
     causal: bool = False
     chunk_size: tuple[int, ...] = (-1,)
     left_context_frames: tuple[int, ...] = (-1,)
+    input_norm: str = "none"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,7 +109,14 @@ class ZipformerConfig:
         for i, k in enumerate(self.cnn_module_kernel):
             if k % 2 != 1:
                 raise ValueError(f"cnn_module_kernel[{i}]={k} must be odd")
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
         self._check_streaming()
+        if self.causal and self.input_norm == "utterance":
+            raise ValueError(
+                "input_norm='utterance' needs the whole utterance; a causal (streaming) encoder "
+                "cannot use it (use input_norm='none')"
+            )
 
     def chunk_multiple(self) -> int:
         """The number every positive chunk size / left context must be a multiple of (50 Hz)."""
@@ -144,6 +157,9 @@ class ZipformerConfig:
         return dataclasses.asdict(self)
 
 
+#: Allowed values of :attr:`ZipformerConfig.input_norm`.
+INPUT_NORMS = ("none", "utterance")
+
 NAMED_CONFIGS: dict[str, dict] = {
     "small": dict(
         num_layers=(2, 2, 2, 2, 2, 2),
@@ -178,7 +194,11 @@ NAMED_CONFIGS: dict[str, dict] = {
 
 
 def get_config(name_or_config: str | dict | ZipformerConfig) -> ZipformerConfig:
-    """Resolve a name ("tiny", "small", "medium", "large"), a dict or a config to a config."""
+    """Resolve a name ("tiny", "small", "medium", "large"), a dict or a config to a config.
+
+    A dict holds ZipformerConfig fields; with the key ``"base"`` (a name) it overrides only the
+    given fields of that named config, e.g. ``{"base": "tiny", "input_norm": "utterance"}``.
+    """
     if isinstance(name_or_config, ZipformerConfig):
         return name_or_config
     if isinstance(name_or_config, str):
@@ -188,9 +208,18 @@ def get_config(name_or_config: str | dict | ZipformerConfig) -> ZipformerConfig:
             )
         return ZipformerConfig(**NAMED_CONFIGS[name_or_config])
     if isinstance(name_or_config, dict):
+        overrides = dict(name_or_config)
+        base = overrides.pop("base", None)
         fields = {f.name for f in dataclasses.fields(ZipformerConfig)}
-        unknown = set(name_or_config) - fields
+        unknown = set(overrides) - fields
         if unknown:
             raise ValueError(f"unknown Zipformer config keys {sorted(unknown)}")
-        return ZipformerConfig(**name_or_config)
+        if base is None:
+            return ZipformerConfig(**overrides)
+        if base not in NAMED_CONFIGS:
+            raise ValueError(
+                f"unknown Zipformer base config {base!r} in {name_or_config}; "
+                f"known: {sorted(NAMED_CONFIGS)}"
+            )
+        return ZipformerConfig(**{**NAMED_CONFIGS[base], **overrides})
     raise TypeError(f"name_or_config must be str, dict or ZipformerConfig, got {name_or_config!r}")

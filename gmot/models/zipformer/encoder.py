@@ -28,7 +28,7 @@ from gmot.models.zipformer.block import (
 from gmot.models.zipformer.config import ZipformerConfig, get_config
 from gmot.models.zipformer.subsampling import RIGHT_PADDING, Conv2dSubsampling
 
-__all__ = ["Zipformer", "build_encoder", "output_lengths"]
+__all__ = ["Zipformer", "build_encoder", "normalize_utterances", "output_lengths"]
 
 
 def output_lengths(x_lens: Tensor) -> Tensor:
@@ -44,6 +44,22 @@ def _convert_channels(x: Tensor, dim: int) -> Tensor:
     if dim > c:
         return torch.nn.functional.pad(x, (0, dim - c))
     return x
+
+
+def normalize_utterances(x: Tensor, x_lens: Tensor, eps: float = 1e-5) -> Tensor:
+    """Per-utterance, per-bin mean and variance normalisation over the valid frames.
+
+    Args:
+        x: (B, T, F) features; x_lens: (B,) valid frames (>= 1).
+    Returns:
+        (B, T, F): ``(x - mean) / sqrt(var + eps)`` on valid frames, 0 past each length.
+    """
+    mask = (torch.arange(x.shape[1], device=x.device)[None, :] < x_lens[:, None]).to(x.dtype)
+    mask = mask.unsqueeze(-1)  # (B, T, 1)
+    n = x_lens.to(x.dtype).clamp_min(1)[:, None, None]
+    mean = (x * mask).sum(dim=1, keepdim=True) / n
+    var = (((x - mean) * mask) ** 2).sum(dim=1, keepdim=True) / n
+    return (x - mean) * torch.rsqrt(var + eps) * mask
 
 
 class Zipformer(nn.Module):
@@ -147,6 +163,8 @@ class Zipformer(nn.Module):
                 f"x_lens must lie in [9, T={x.shape[1]}], got min {int(x_lens.min())} "
                 f"max {int(x_lens.max())}"
             )
+        if self.config.input_norm == "utterance":
+            x = normalize_utterances(x, x_lens)
         chunk, left = self.chunk_params()
         h, lens = self.encoder_embed(x, x_lens)
         outputs: list[Tensor] = []
