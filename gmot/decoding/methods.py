@@ -49,6 +49,8 @@ class DecodingMethod:
         the setting is ``<name>_<option>_<value>...`` (see :meth:`setting_name`).
       requires: optional check of an optional dependency (k2), run before anything is loaded;
         raises with an explanation when it is missing.
+      uses_blank_penalty: the search honours ``--blank-penalty`` (named in the result files
+        when not 0; other methods refuse a non-zero value).
     """
 
     name: str
@@ -57,10 +59,19 @@ class DecodingMethod:
     search: Search
     setting_options: tuple[str, ...] = ()
     requires: Callable[[], object] | None = None
+    uses_blank_penalty: bool = False
 
     def setting_name(self, params: argparse.Namespace) -> str:
         """``greedy_search_max_sym_per_frame_1``: the method and its naming options' values."""
-        return self.name + "".join(f"_{o}_{getattr(params, o)}" for o in self.setting_options)
+        name = self.name + "".join(f"_{o}_{getattr(params, o)}" for o in self.setting_options)
+        if _blank_penalty(params):
+            if not self.uses_blank_penalty:
+                raise ValueError(
+                    f"--blank-penalty applies to greedy_search and modified_beam_search "
+                    f"(and its rescoring), not to --decoding-method {self.name}"
+                )
+            name += f"_blank_penalty_{_blank_penalty(params)}"
+        return name
 
     def check_model(self, model: nn.Module) -> None:
         """Raise ValueError when ``model`` lacks a head this method needs."""
@@ -78,8 +89,12 @@ class DecodingMethod:
 
 
 # ------------------------------------------------------------------------------------ searches
+def _blank_penalty(p: argparse.Namespace) -> float:
+    return float(getattr(p, "blank_penalty", 0.0))
+
+
 def _greedy(model, enc, lens, p):
-    return greedy_search_batch(model, enc, lens, p.max_sym_per_frame)
+    return greedy_search_batch(model, enc, lens, p.max_sym_per_frame, _blank_penalty(p))
 
 
 def _beam(model, enc, lens, p):
@@ -87,7 +102,7 @@ def _beam(model, enc, lens, p):
 
 
 def _modified_beam(model, enc, lens, p):
-    return modified_beam_search(model, enc, lens, p.beam_size)
+    return modified_beam_search(model, enc, lens, p.beam_size, blank_penalty=_blank_penalty(p))
 
 
 def _fast_beam(model, enc, lens, p):
@@ -109,7 +124,9 @@ def _ctc_nbest(model, enc, lens, p):
 
 
 def _modified_beam_nbest(model, enc, lens, p):
-    return modified_beam_search(model, enc, lens, p.beam_size, return_nbest=True)
+    return modified_beam_search(
+        model, enc, lens, p.beam_size, return_nbest=True, blank_penalty=_blank_penalty(p)
+    )
 
 
 def _rescored(first_pass: Search) -> Search:
@@ -132,6 +149,7 @@ _ENTRIES = (
         "batched transducer greedy search (at most --max-sym-per-frame symbols per frame)",
         _greedy,
         ("max_sym_per_frame",),
+        uses_blank_penalty=True,
     ),
     DecodingMethod(
         "beam_search",
@@ -147,6 +165,7 @@ _ENTRIES = (
         "batched transducer beam search, one symbol per frame (--beam-size)",
         _modified_beam,
         ("beam_size",),
+        uses_blank_penalty=True,
     ),
     DecodingMethod(
         "fast_beam_search",
@@ -184,6 +203,7 @@ _ENTRIES = (
         "(--attention-scale)",
         _rescored(_modified_beam_nbest),
         ("beam_size", "attention_scale"),
+        uses_blank_penalty=True,
     ),
 )
 
@@ -219,6 +239,18 @@ def methods_help() -> str:
     return "; ".join(f"{m.name}: {m.help}" for m in REGISTRY.values()) + "."
 
 
+def add_blank_penalty_argument(parser) -> None:
+    """``--blank-penalty`` (decode.py, streaming_decode.py, pretrained.py)."""
+    parser.add_argument(
+        "--blank-penalty",
+        type=float,
+        default=0.0,
+        help="Subtracted from the blank logit in greedy_search and the modified beam searches "
+        "(icefall's flag): > 0 makes the transducer emit more, against deletions; named in the "
+        "result files when not 0.",
+    )
+
+
 def add_decoding_method_arguments(parser) -> None:
     """``--decoding-method`` and the search options, for decode.py and pretrained.py.
 
@@ -236,6 +268,7 @@ def add_decoding_method_arguments(parser) -> None:
         default=1,
         help="Most symbols per frame for greedy_search (beam_search uses max(this, 3)).",
     )
+    add_blank_penalty_argument(parser)
     parser.add_argument("--beam", type=float, default=20.0, help="fast_beam_search: log-prob beam.")
     parser.add_argument("--max-contexts", type=int, default=8, help="fast_beam_search: contexts.")
     parser.add_argument("--max-states", type=int, default=64, help="fast_beam_search: states.")

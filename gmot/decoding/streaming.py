@@ -238,6 +238,7 @@ def decode_one_chunk(
     streams: list[DecodeStream],
     beam_size: int = 4,
     max_sym_per_frame: int = 1,
+    blank_penalty: float = 0.0,
 ) -> list[DecodeStream]:
     """Decode the next chunk of every ready stream in ``streams`` with one encoder call.
 
@@ -245,6 +246,7 @@ def decode_one_chunk(
       model: the causal ``AsrModel`` (eval mode) the streams were made for.
       streams: streams of one method; those not :attr:`~DecodeStream.ready` are left alone.
       beam_size: modified beam search's beam; max_sym_per_frame: greedy search's limit.
+      blank_penalty: subtracted from the blank logit (as in the offline searches).
     Returns:
       the streams decoded (in the order of ``streams``).
     """
@@ -271,13 +273,13 @@ def decode_one_chunk(
         dec = torch.cat([batch[i].hyp_state[1] for i in order])
         rows = torch.tensor(order, device=enc.device)
         dec = greedy_search_advance(
-            model, enc[rows], [lens[i] for i in order], hyps, dec, max_sym_per_frame
+            model, enc[rows], [lens[i] for i in order], hyps, dec, max_sym_per_frame, blank_penalty
         )
         for k, i in enumerate(order):
             batch[i].hyp_state = (hyps[k], dec[k : k + 1])
     else:
         beams = [s.hyp_state for s in batch]
-        modified_beam_search_advance(model, enc, lens, beams, beam_size)
+        modified_beam_search_advance(model, enc, lens, beams, beam_size, blank_penalty)
         for s, bm in zip(batch, beams):
             s.hyp_state = bm
     for s, n in zip(batch, lens):
@@ -292,6 +294,7 @@ def decode_streams(
     num_decode_streams: int = 100,
     beam_size: int = 4,
     max_sym_per_frame: int = 1,
+    blank_penalty: float = 0.0,
 ) -> Iterator[tuple[K, list[int]]]:
     """Decode whole utterances as streams, ``num_decode_streams`` at a time.
 
@@ -299,6 +302,7 @@ def decode_streams(
       model: a causal ``AsrModel`` in eval mode (after :func:`apply_chunk_flags` if wanted).
       utterances: (key, fbank (T, F) with T >= 9) pairs, read lazily as streams free up.
       method: one of :data:`STREAMING_METHODS`.
+      beam_size, max_sym_per_frame, blank_penalty: as in :func:`decode_one_chunk`.
     Yields:
       (key, token ids) for each utterance, in the order they finish.
     """
@@ -320,7 +324,7 @@ def decode_streams(
             active.append((key, stream))
         if not active:
             break
-        decode_one_chunk(model, [s for _, s in active], beam_size, max_sym_per_frame)
+        decode_one_chunk(model, [s for _, s in active], beam_size, max_sym_per_frame, blank_penalty)
         for key, s in [a for a in active if a[1].done]:
             yield key, s.hyp
         active = [a for a in active if not a[1].done]

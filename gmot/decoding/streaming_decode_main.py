@@ -36,7 +36,7 @@ from gmot.decoding.decode_main import (
     decode_test_sets,
 )
 from gmot.decoding.features import FRAME_SHIFT_S
-from gmot.decoding.methods import get_method
+from gmot.decoding.methods import add_blank_penalty_argument, get_method
 from gmot.decoding.model_loading import (
     add_model_loading_arguments,
     checkpoint_description,
@@ -72,6 +72,7 @@ def get_parser(**defaults) -> argparse.ArgumentParser:
     g.add_argument(
         "--max-sym-per-frame", type=int, default=1, help="Most symbols per frame (greedy_search)."
     )
+    add_blank_penalty_argument(g)
     g.add_argument(
         "--num-decode-streams",
         type=int,
@@ -137,6 +138,7 @@ def decode_dataset_streaming(
         num_decode_streams=params.num_decode_streams,
         beam_size=params.beam_size,
         max_sym_per_frame=params.max_sym_per_frame,
+        blank_penalty=params.blank_penalty,
     )
     results = [(cut_id, texts[cut_id], token_table.decode(hyp)) for cut_id, hyp in hyps]
     if device.type == "cuda":

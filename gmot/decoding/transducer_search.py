@@ -43,9 +43,15 @@ def _decoder_proj(model: nn.Module, contexts: torch.Tensor) -> torch.Tensor:
     return model.joiner.decoder_proj(out[:, -1])
 
 
-def _joint(model: nn.Module, enc: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
-    """Joiner on projected inputs enc (N, J), dec (N, J) -> logits (N, V)."""
-    return model.joiner(enc, dec, project_input=False)
+def _joint(
+    model: nn.Module, enc: torch.Tensor, dec: torch.Tensor, blank_penalty: float = 0.0
+) -> torch.Tensor:
+    """Joiner on projected inputs enc (N, J), dec (N, J) -> logits (N, V); ``blank_penalty``
+    is subtracted from the blank's logit (icefall's ``--blank-penalty``: > 0 emits more)."""
+    logits = model.joiner(enc, dec, project_input=False)
+    if blank_penalty:
+        logits[:, model.decoder.blank_id] -= blank_penalty
+    return logits
 
 
 @torch.no_grad()
@@ -68,6 +74,7 @@ def greedy_search_advance(
     hyps: list[list[int]],
     dec: torch.Tensor,
     max_sym_per_frame: int = 1,
+    blank_penalty: float = 0.0,
 ) -> torch.Tensor:
     """Advance batched greedy search over a block of frames (whole utterances or one chunk).
 
@@ -78,6 +85,7 @@ def greedy_search_advance(
       hyps: B token lists starting with ``context_size`` blanks; emitted tokens are appended.
       dec: (B, J) projected decoder outputs for the current contexts of ``hyps``.
       max_sym_per_frame: most non-blank symbols emitted on one frame (>= 1).
+      blank_penalty: subtracted from the blank logit on every frame (0 = plain greedy search).
 
     Returns:
       the new (B, J) decoder outputs (the state for the next block).
@@ -92,7 +100,7 @@ def greedy_search_advance(
         if n == 0:
             break
         for _ in range(max_sym_per_frame):
-            logits = _joint(model, enc[:n, t], dec[:n])  # (n, V)
+            logits = _joint(model, enc[:n, t], dec[:n], blank_penalty)  # (n, V)
             y = logits.argmax(dim=-1)
             emitted = (y != blank_id).nonzero(as_tuple=True)[0]
             if emitted.numel() == 0:
@@ -115,6 +123,7 @@ def greedy_search_batch(
     encoder_out: torch.Tensor,
     encoder_out_lens: torch.Tensor,
     max_sym_per_frame: int = 1,
+    blank_penalty: float = 0.0,
 ) -> list[list[int]]:
     """Batched greedy search.
 
@@ -123,6 +132,7 @@ def greedy_search_batch(
       encoder_out: (B, T, C) encoder output.
       encoder_out_lens: (B,) valid frames per utterance.
       max_sym_per_frame: most non-blank symbols emitted on one frame (>= 1).
+      blank_penalty: subtracted from the blank logit (see :func:`greedy_search_advance`).
 
     Returns:
       B token-id lists.
@@ -139,7 +149,9 @@ def greedy_search_batch(
     order = torch.argsort(lens, descending=True, stable=True)
     enc = model.joiner.encoder_proj(encoder_out[order.to(device)])  # (B, T, J)
     hyps, dec = init_greedy_state(model, B, device)
-    greedy_search_advance(model, enc, lens[order].tolist(), hyps, dec, max_sym_per_frame)
+    greedy_search_advance(
+        model, enc, lens[order].tolist(), hyps, dec, max_sym_per_frame, blank_penalty
+    )
 
     result: list[list[int]] = [[] for _ in range(B)]
     for pos, idx in enumerate(order.tolist()):
@@ -153,6 +165,7 @@ def greedy_search(
     encoder_out: torch.Tensor,
     encoder_out_lens: torch.Tensor,
     max_sym_per_frame: int = 1,
+    blank_penalty: float = 0.0,
 ) -> list[list[int]]:
     """Greedy search one utterance at a time (reference for :func:`greedy_search_batch`).
 
@@ -171,7 +184,7 @@ def greedy_search(
         dec = _decoder_proj(model, torch.tensor([hyp], dtype=torch.int64, device=device))
         for t in range(enc.shape[0]):
             for _ in range(max_sym_per_frame):
-                y = int(_joint(model, enc[t : t + 1], dec).argmax(dim=-1))
+                y = int(_joint(model, enc[t : t + 1], dec, blank_penalty).argmax(dim=-1))
                 if y == blank_id:
                     break
                 hyp.append(y)
@@ -300,7 +313,12 @@ def init_beam(model: nn.Module) -> Beam:
 
 @torch.no_grad()
 def modified_beam_search_advance(
-    model: nn.Module, enc: torch.Tensor, lens: list[int], beams: list[Beam], beam: int = 4
+    model: nn.Module,
+    enc: torch.Tensor,
+    lens: list[int],
+    beams: list[Beam],
+    beam: int = 4,
+    blank_penalty: float = 0.0,
 ) -> None:
     """Advance modified beam search over a block of frames (whole utterances or one chunk).
 
@@ -311,6 +329,7 @@ def modified_beam_search_advance(
       beams: B beams (from :func:`init_beam` or an earlier call); ``beams[b]`` is replaced by
         the beam after its ``lens[b]`` frames.
       beam: hypotheses kept per utterance (>= 1).
+      blank_penalty: subtracted from the blank logit before the log-softmax.
     """
     B, T, _ = enc.shape
     assert len(lens) == len(beams) == B, f"{len(lens)} lens, {len(beams)} beams for B={B}"
@@ -330,7 +349,8 @@ def modified_beam_search_advance(
                 dec_cache[c] = o
         dec = torch.stack([dec_cache[c] for c in ctxs])  # (N, J)
         rows = torch.tensor([b for b, _ in flat], dtype=torch.int64, device=device)
-        log_probs = _joint(model, enc[rows, t], dec).log_softmax(dim=-1).float()  # (N, V)
+        logits = _joint(model, enc[rows, t], dec, blank_penalty)
+        log_probs = logits.log_softmax(dim=-1).float()  # (N, V)
         prev = torch.tensor([h.log_prob for _, h in flat], dtype=torch.float32, device=device)
         log_probs = (log_probs + prev.unsqueeze(1)).cpu()
         V = log_probs.shape[1]
@@ -367,6 +387,7 @@ def modified_beam_search(
     encoder_out_lens: torch.Tensor,
     beam: int = 4,
     return_nbest: bool = False,
+    blank_penalty: float = 0.0,
 ) -> list[list[int]] | list[list[tuple[list[int], float]]]:
     """Batched beam search with at most one symbol per frame (the "modified" transducer search).
 
@@ -381,6 +402,7 @@ def modified_beam_search(
         ``max_sym_per_frame=1``.
       return_nbest: if True return, per utterance, the final hypotheses as
         ``(tokens, log_prob)`` sorted best first (for rescoring).
+      blank_penalty: subtracted from the blank logit before the log-softmax.
 
     Returns:
       B token-id lists (best hypothesis by total log-probability), or the n-best lists.
@@ -390,7 +412,7 @@ def modified_beam_search(
         raise ValueError(f"beam must be >= 1; got {beam}")
     beams = [init_beam(model) for _ in range(encoder_out.shape[0])]
     enc = model.joiner.encoder_proj(encoder_out)  # (B, T, J)
-    modified_beam_search_advance(model, enc, encoder_out_lens.tolist(), beams, beam)
+    modified_beam_search_advance(model, enc, encoder_out_lens.tolist(), beams, beam, blank_penalty)
     c = model.decoder.context_size
     if return_nbest:
         return [beam_nbest(bm, c) for bm in beams]

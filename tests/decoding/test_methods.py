@@ -119,3 +119,22 @@ def test_missing_head_is_named_before_the_encoder_runs(method):
     params = argparse.Namespace(decoding_method=method, **DEFAULTS)
     with pytest.raises(ValueError, match=f"--decoding-method {method} needs a model with"):
         decode_batch(NoHeads(), None, None, params)
+
+
+def test_blank_penalty_names_the_results_and_is_refused_where_unused():
+    import argparse
+
+    from gmot.decoding.methods import add_decoding_method_arguments, get_method
+
+    parser = argparse.ArgumentParser()
+    add_decoding_method_arguments(parser)
+    plain = parser.parse_args([])
+    assert get_method("greedy_search").setting_name(plain) == "greedy_search_max_sym_per_frame_1"
+    p = parser.parse_args(["--blank-penalty", "1.5"])
+    assert get_method("greedy_search").setting_name(p) == (
+        "greedy_search_max_sym_per_frame_1_blank_penalty_1.5"
+    )
+    assert get_method("modified_beam_search").setting_name(p).endswith("_blank_penalty_1.5")
+    for name in ("beam_search", "ctc_greedy_search"):
+        with pytest.raises(ValueError, match="--blank-penalty applies to"):
+            get_method(name).setting_name(p)

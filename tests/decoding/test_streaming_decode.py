@@ -60,13 +60,13 @@ def feats():
     return [torch.randn(n, 80, generator=g) for n in LENS]
 
 
-def _offline(model, feats, method):
+def _offline(model, feats, method, blank_penalty=0.0):
     x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, 80)
     with torch.no_grad():
         enc, enc_lens = model.forward_encoder(x, torch.tensor([f.shape[0] for f in feats]))
     if method == "greedy_search":
-        return greedy_search_batch(model, enc, enc_lens, max_sym_per_frame=1)
-    return modified_beam_search(model, enc, enc_lens, beam=4)
+        return greedy_search_batch(model, enc, enc_lens, 1, blank_penalty)
+    return modified_beam_search(model, enc, enc_lens, beam=4, blank_penalty=blank_penalty)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -77,6 +77,14 @@ def test_streaming_equals_offline_on_simulated_streaming(model, feats, method):
     for n_streams in (1, 2, len(feats)):  # each alone, and batches of streams
         got = dict(decode_streams(model, enumerate(feats), method, num_decode_streams=n_streams))
         assert [got[i] for i in range(len(feats))] == expected, n_streams
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_streaming_blank_penalty_equals_offline(model, feats, method):
+    expected = _offline(model, feats, method, blank_penalty=1.5)
+    assert expected != _offline(model, feats, method)  # the penalty changes these hypotheses
+    got = dict(decode_streams(model, enumerate(feats), method, 2, blank_penalty=1.5))
+    assert [got[i] for i in range(len(feats))] == expected
 
 
 @pytest.mark.parametrize("method", METHODS)

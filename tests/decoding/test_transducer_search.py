@@ -171,3 +171,28 @@ def test_fast_beam_search_without_k2_is_clear(tiny):
     enc, lens = _random_batch()
     with pytest.raises(RuntimeError, match="needs k2"):
         fast_beam_search(tiny, enc, lens)
+
+
+@pytest.mark.parametrize("penalty", [0.5, 2.0])
+def test_blank_penalty_equals_a_lower_blank_bias(tiny, penalty):
+    """--blank-penalty p must act exactly like a joiner whose blank output bias is p lower."""
+    import copy
+
+    enc, lens = _random_batch(seed=3)
+    lowered = copy.deepcopy(tiny)
+    with torch.no_grad():
+        lowered.joiner.output_linear.bias[tiny.decoder.blank_id] -= penalty
+    for max_sym in (1, 2):
+        got = greedy_search_batch(tiny, enc, lens, max_sym, blank_penalty=penalty)
+        assert got == greedy_search_batch(lowered, enc, lens, max_sym)
+        assert got == greedy_search(tiny, enc, lens, max_sym, blank_penalty=penalty)
+    for nbest in (False, True):
+        got = modified_beam_search(tiny, enc, lens, 3, nbest, blank_penalty=penalty)
+        assert got == modified_beam_search(lowered, enc, lens, 3, nbest)
+    # the flag's purpose: a model with a stronger blank emits less; the penalty undoes that
+    quiet = copy.deepcopy(tiny)
+    with torch.no_grad():
+        quiet.joiner.output_linear.bias[tiny.decoder.blank_id] += 3.0
+    restored = greedy_search_batch(quiet, enc, lens, blank_penalty=3.0)
+    assert restored == greedy_search_batch(tiny, enc, lens)
+    assert sum(map(len, greedy_search_batch(quiet, enc, lens))) < sum(map(len, restored))
