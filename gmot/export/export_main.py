@@ -8,6 +8,14 @@ Usage (from a recipe folder)::
 Writes ``<exp-dir>/pretrained.pt`` (``{"model": state_dict, "model_config": dict}``; load it
 with ``pretrained.py --checkpoint`` or ``decode.py --checkpoint``) and, with ``--onnx 1``,
 ``<exp-dir>/{encoder,decoder,joiner}-<suffix>.onnx`` plus a copy of tokens.txt.
+
+A causal (streaming) model: ``--streaming 1`` exports the chunk-by-chunk encoder (one chunk, the
+states as inputs and outputs; :func:`gmot.export.onnx_export.export_streaming_transducer_onnx`)
+as ``encoder-<suffix>-streaming-chunk-<C>-left-<L>.onnx`` (decoder and joiner with the same
+suffix), with ``--chunk-size`` / ``--left-context-frames`` (default: the model's first training
+values); ``--streaming 0`` (default) exports the whole-utterance encoder with the same chunk masks
+(simulated streaming), suffix ``<suffix>-chunk-<C>-left-<L>``. ``--streaming 1`` on a non-causal
+checkpoint is refused, naming the checkpoint.
 """
 
 from __future__ import annotations
@@ -21,8 +29,13 @@ from torch import nn
 
 from gmot.checkpoint import atomic_torch_save
 from gmot.cli import add_lang_dir_argument, str2bool
-from gmot.decoding.model_loading import add_model_loading_arguments, load_model
-from gmot.export.onnx_export import export_transducer_onnx
+from gmot.decoding.model_loading import (
+    add_model_loading_arguments,
+    checkpoint_description,
+    load_model,
+)
+from gmot.decoding.streaming import add_chunk_arguments, apply_chunk_flags
+from gmot.export.onnx_export import export_streaming_transducer_onnx, export_transducer_onnx
 
 
 def get_parser(**defaults) -> argparse.ArgumentParser:
@@ -38,6 +51,14 @@ def get_parser(**defaults) -> argparse.ArgumentParser:
         default=True,
         help="Also export encoder/decoder/joiner ONNX graphs.",
     )
+    parser.add_argument(
+        "--streaming",
+        type=str2bool,
+        default=False,
+        help="Causal models: export the streaming encoder (one chunk per call, states as "
+        "inputs and outputs) for onnx_pretrained.py / a streaming runtime.",
+    )
+    add_chunk_arguments(parser)
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version.")
     parser.add_argument(
         "--output",
@@ -55,15 +76,36 @@ def save_pretrained(model: nn.Module, model_config: dict, path: str | Path) -> P
     return atomic_torch_save({"model": model.state_dict(), "model_config": model_config}, path)
 
 
+def _is_causal(model: nn.Module) -> bool:
+    return bool(getattr(getattr(getattr(model, "encoder", None), "config", None), "causal", False))
+
+
 def main(argv: list[str] | None = None, **defaults) -> dict[str, Path]:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
     params = get_parser(**defaults).parse_args(argv)
     model, config, suffix = load_model(params, "cpu")
+    checkpoint = checkpoint_description(params)
+    if params.streaming and not _is_causal(model):
+        raise ValueError(
+            f"--streaming 1 needs a causal (streaming) model, but {checkpoint} holds a non-causal "
+            "one: train with --causal 1 (docs/streaming.md), or export with --streaming 0"
+        )
+    chunk_tag = apply_chunk_flags(
+        model, params.chunk_size, params.left_context_frames, checkpoint, params.streaming
+    )
     out = params.output or Path(params.exp_dir) / "pretrained.pt"
     written = {"pretrained": save_pretrained(model, config, out)}
     logging.info("wrote %s", written["pretrained"])
     if params.onnx:
-        written.update(export_transducer_onnx(model, params.exp_dir, suffix, opset=params.opset))
+        if params.streaming:
+            exported = export_streaming_transducer_onnx(
+                model, params.exp_dir, f"{suffix}-streaming{chunk_tag}", opset=params.opset
+            )
+        else:
+            exported = export_transducer_onnx(
+                model, params.exp_dir, suffix + chunk_tag, opset=params.opset
+            )
+        written.update(exported)
         tokens = Path(params.lang_dir) / "tokens.txt"
         if tokens.is_file():
             shutil.copyfile(tokens, Path(params.exp_dir) / "tokens.txt")

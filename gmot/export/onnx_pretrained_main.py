@@ -10,6 +10,13 @@ Usage (from a recipe folder)::
 Features are computed as in ``pretrained.py`` (16 kHz mono, 80-dim fbank). Prints
 ``<file>: <text>`` per input; a file too short for the encoder (under 9 fbank frames, 0.09 s) is
 printed as ``<file>: [skipped: ...]`` and counted, and the others are decoded as usual.
+
+A streaming export (``export.py --streaming 1``; the encoder's metadata says so) is decoded
+chunk by chunk as ``pretrained.py --streaming 1`` does: ``<file> [partial <s> s]: <text>``
+lines as the hypothesis grows, then ``<file>: <text>``
+(:class:`gmot.export.onnx_streaming.OnnxStreamingTransducer` runs the torch streaming search on
+the ONNX graphs). ``--decoding-method modified_beam_search`` (``--beam-size``) works for both
+kinds of export.
 """
 
 from __future__ import annotations
@@ -21,7 +28,13 @@ from pathlib import Path
 import torch
 
 from gmot.data.tokens import TokenTable
-from gmot.decoding.pretrained_main import print_transcripts, transcribe_files
+from gmot.decoding.pretrained_main import (
+    print_transcripts,
+    transcribe_files,
+    transcribe_streaming,
+)
+from gmot.decoding.streaming import STREAMING_METHODS
+from gmot.decoding.transducer_search import modified_beam_search
 
 
 def get_parser(**defaults) -> argparse.ArgumentParser:
@@ -51,6 +64,13 @@ def get_parser(**defaults) -> argparse.ArgumentParser:
         default=None,
         help="tokens.txt ('<symbol> <id>' lines); default: <onnx-dir>/tokens.txt.",
     )
+    parser.add_argument(
+        "--decoding-method",
+        default="greedy_search",
+        choices=STREAMING_METHODS,
+        help="Transducer search (greedy: at most --max-sym-per-frame symbols per frame).",
+    )
+    parser.add_argument("--beam-size", type=int, default=4, help="modified_beam_search's beam.")
     parser.add_argument(
         "--max-sym-per-frame", type=int, default=1, help="Greedy search: most symbols per frame."
     )
@@ -95,6 +115,11 @@ def find_onnx_files(onnx_dir: Path, suffix: str | None = None) -> tuple[dict[str
 def main(argv: list[str] | None = None, **defaults) -> list[str | None]:
     """Parse ``argv``, transcribe the files, print them; returns the texts (None: skipped)."""
     from gmot.export.onnx_decode import OnnxTransducer
+    from gmot.export.onnx_streaming import (
+        OnnxSearchModel,
+        OnnxStreamingTransducer,
+        is_streaming_export,
+    )
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
     params = get_parser(**defaults).parse_args(argv)
@@ -113,12 +138,24 @@ def main(argv: list[str] | None = None, **defaults) -> list[str | None]:
             raise SystemExit("give --tokens (or --onnx-dir holding tokens.txt)")
         tokens = Path(params.onnx_dir) / "tokens.txt"
     token_table = TokenTable.load(tokens)
-    model = OnnxTransducer(files["encoder"], files["decoder"], files["joiner"], params.num_threads)
-    logging.info(
-        "ONNX graphs: %s", ", ".join(str(files[k]) for k in ("encoder", "decoder", "joiner"))
-    )
+    paths = (files["encoder"], files["decoder"], files["joiner"])
+    logging.info("ONNX graphs: %s", ", ".join(map(str, paths)))
+    if is_streaming_export(files["encoder"]):
+        streaming = OnnxStreamingTransducer(*paths, num_threads=params.num_threads)
+        logging.info(
+            "streaming export: chunk %d, left context %d frames at 50 Hz",
+            streaming.encoder.chunk_size,
+            streaming.encoder.left_context_frames,
+        )
+        return transcribe_streaming(streaming, token_table, params.sound_files, params)
+    search_model = OnnxSearchModel(OnnxTransducer(*paths, num_threads=params.num_threads))
+    model = search_model.onnx
 
     def decode(feats: torch.Tensor, lens: torch.Tensor) -> list[list[int]]:
+        if params.decoding_method == "modified_beam_search":
+            enc, enc_lens = model.run_encoder(feats.numpy(), lens.numpy())
+            enc_t, lens_t = torch.from_numpy(enc), torch.from_numpy(enc_lens)
+            return modified_beam_search(search_model, enc_t, lens_t, params.beam_size)
         return model.decode(feats.numpy(), lens.numpy(), params.max_sym_per_frame)
 
     texts, _ = transcribe_files(params.sound_files, decode, token_table)

@@ -4,6 +4,8 @@
 
     ./zipformer_gmot/onnx_pretrained.py --onnx-dir zipformer_gmot/exp a.wav b.wav
 
+A streaming export (export.py --streaming 1) is decoded chunk by chunk with partial results.
+
 All flags: `--help`; the code is gmot.export.onnx_pretrained_main.
 """
 

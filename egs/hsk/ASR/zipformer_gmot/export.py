@@ -3,6 +3,8 @@
 (run from egs/hsk/ASR).
 
     ./zipformer_gmot/export.py --epoch 30 --avg 9 --use-averaged-model 1
+    # a causal model (--causal 1): the streaming encoder (one chunk, states in and out)
+    ./zipformer_gmot/export.py --epoch 30 --avg 9 --use-averaged-model 1 --streaming 1
 
 All flags: `--help`; the code is gmot.export.export_main.
 """

@@ -3,6 +3,9 @@
 
     ./zipformer_gmot/pretrained.py --checkpoint zipformer_gmot/exp/pretrained.pt \\
         --tokens data/lang_char/tokens.txt a.wav b.wav
+    # a causal model, chunk by chunk with partial results
+    ./zipformer_gmot/pretrained.py --checkpoint zipformer_gmot/exp/pretrained.pt \\
+        --tokens data/lang_char/tokens.txt --streaming 1 a.wav
 
 All flags: `--help`; the code is gmot.decoding.pretrained_main.
 """
