@@ -1,8 +1,10 @@
 """Run the recipes' prepare.sh offline on tiny corpora (AISHELL layout built here)."""
 
+import dataclasses
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
+from gmot.corpora.hsk.text import TextBalance
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -148,3 +152,19 @@ def test_hsk_prepare_tiny(tmp_path, stop):
     assert "--force true" in other.stdout
     assert sorted(p.name for p in (d / "download/hsk").rglob("*.wav")) == wavs
     assert marker.read_text().strip() == recorded
+
+
+def test_hsk_prepare_text_balance_defaults_are_text_balance():
+    # prepare.sh repeats TextBalance's defaults as shell variables (the stage-0 marker records
+    # the values it passes); they must stay equal, and each must reach both flag and marker.
+    script = (REPO / "egs/hsk/ASR/prepare.sh").read_text()
+    shell = dict(re.findall(r"^([a-z_]+)=(\S*)$", script, flags=re.M))
+    known = re.search(r'^_gmot_known="([^"]*)"', script, flags=re.M).group(1).split()
+    for f in dataclasses.fields(TextBalance):
+        flag = f.metadata["flag"]
+        var = flag.lstrip("-").replace("-", "_")
+        assert var in shell, f"prepare.sh sets no default for {var} ({flag})"
+        assert float(shell[var]) == f.default, (var, shell[var], f.default)
+        assert var in known, var
+        assert f'{flag} "${var}"' in script, f"prepare.sh does not pass {flag}"
+        assert f"{var}=${var}" in script, f"the stage-0 marker does not record {var}"

@@ -21,6 +21,7 @@ utts_per_speaker=20
 max_level=1
 held_sentences=60
 held_variants=0
+# the next three are gmot.corpora.hsk.TextBalance's defaults (a test keeps them equal)
 text_flatten=0.5
 text_backoff=0.3
 coverage_target=100

@@ -53,6 +53,7 @@ from gmot.corpora.hsk.synth import (
 )
 from gmot.corpora.hsk.text import (
     Sentence,
+    TextBalance,
     WordBigram,
     balance_by_coverage,
     charset,
@@ -70,6 +71,7 @@ __all__ = [
     "TARGET_SR",
     "Sentence",
     "Speaker",
+    "TextBalance",
     "Utterance",
     "WordBigram",
     "augment",

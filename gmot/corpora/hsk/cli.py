@@ -10,6 +10,8 @@ from pathlib import Path
 
 from gmot.corpora.hsk.plan import plan_text_set
 from gmot.corpora.hsk.synth import synthesize_corpus, write_corpus
+from gmot.corpora.hsk.text import TextBalance
+from gmot.settings import add_flags, from_flags
 
 __all__ = ["get_parser", "get_text_set_parser", "main", "main_text_set"]
 
@@ -54,28 +56,7 @@ def get_parser() -> argparse.ArgumentParser:
         default=0.3,
         help="share of utterances read with pypinyin's pinyin instead of the HSK readings",
     )
-    p.add_argument(
-        "--text-flatten",
-        type=float,
-        default=0.5,
-        help="exponent (0, 1] applied to the word-bigram counts before sampling training "
-        "sentences; 1 = maximum likelihood, smaller = rare words and characters more often",
-    )
-    p.add_argument(
-        "--text-backoff",
-        type=float,
-        default=0.3,
-        help="chance [0, 1) that a sampled word (after the first) ignores the previous word and "
-        "is drawn from the word-unigram distribution, so word pairs outside the HSK text occur",
-    )
-    p.add_argument(
-        "--coverage-target",
-        type=float,
-        default=100.0,
-        help="even out character counts in the training text: draw 6x the sampled sentences "
-        "needed and keep those whose characters are still rare (a character counts fully until "
-        "about this many occurrences); 0 keeps the first distinct draws",
-    )
+    add_flags(p, TextBalance)  # --text-flatten, --text-backoff, --coverage-target
     p.add_argument("--seed", type=int, default=42, help="seed of text, voices and noise")
     p.add_argument(
         "--num-jobs",
@@ -91,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     a = get_parser().parse_args(argv)
     t0 = time.time()
     try:
+        text_balance = from_flags(TextBalance, a)
         counts = synthesize_corpus(
             a.output_dir,
             num_train=a.num_train,
@@ -103,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             held_sentences=a.held_sentences,
             held_variants=a.held_variants,
             pypinyin_prob=a.pypinyin_prob,
-            text_flatten=a.text_flatten,
-            text_backoff=a.text_backoff,
-            coverage_target=a.coverage_target,
+            text_balance=text_balance,
             seed=a.seed,
             num_jobs=a.num_jobs,
         )

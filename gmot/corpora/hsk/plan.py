@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gmot.corpora.hsk.text import Sentence, cjk_only, pinyin_of, select_text
+from gmot.corpora.hsk.text import Sentence, TextBalance, cjk_only, pinyin_of, select_text
 
 __all__ = [
     "PITCH_RANGE",
@@ -131,11 +131,11 @@ def plan_utterances(
     held_variants: int,
     pypinyin_prob: float,
     seed: int,
-    text_flatten: float = 0.5,
-    text_backoff: float = 0.3,
-    coverage_target: float = 100.0,
+    text_balance: TextBalance | None = None,
 ) -> list[Utterance]:
-    """Every utterance of the corpus with its text, pinyin and voice settings (no audio)."""
+    """Every utterance of the corpus with its text, pinyin and voice settings (no audio);
+    ``text_balance`` is how the sampled training text is chosen (:func:`select_text`; None:
+    :class:`TextBalance`'s defaults)."""
     sizes = {"train": num_train, "dev": num_dev, "test": num_test}
     for name, v in sizes.items():
         if v < 1:
@@ -152,9 +152,7 @@ def plan_utterances(
         max_chars=max_chars,
         num_train=num_train,
         held_sentences=held_sentences,
-        flatten=text_flatten,
-        backoff=text_backoff,
-        coverage_target=coverage_target,
+        balance=text_balance,
     )
     pools = split_variants(rng, held_variants)
     out: list[Utterance] = []

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from gmot.corpora.hsk.plan import Utterance, plan_utterances
+from gmot.corpora.hsk.text import TextBalance
 from gmot.data.seeding import hash_str
 
 __all__ = ["LICENSE_TEXT", "TARGET_SR", "augment", "synthesize_corpus", "write_corpus"]
@@ -82,9 +83,7 @@ def synthesize_corpus(
     held_sentences: int = 60,
     held_variants: int = 0,
     pypinyin_prob: float = 0.3,
-    text_flatten: float = 0.5,
-    text_backoff: float = 0.3,
-    coverage_target: float = 100.0,
+    text_balance: TextBalance | None = None,
     seed: int = 42,
     num_jobs: int = 1,
     chunk_size: int = 250,
@@ -93,7 +92,9 @@ def synthesize_corpus(
 
     Raises ValueError for impossible requests (more held-out sentences or voice variants than
     exist, a split left empty) before anything is written. ``chunk_size`` utterances are
-    written per fresh worker process (``num_jobs`` at a time).
+    written per fresh worker process (``num_jobs`` at a time). ``text_balance``: how the
+    sampled training text is chosen (:class:`gmot.corpora.hsk.text.TextBalance`; None: its
+    defaults).
     """
     utts = plan_utterances(
         num_train=num_train,
@@ -107,9 +108,7 @@ def synthesize_corpus(
         held_variants=held_variants,
         pypinyin_prob=pypinyin_prob,
         seed=seed,
-        text_flatten=text_flatten,
-        text_backoff=text_backoff,
-        coverage_target=coverage_target,
+        text_balance=text_balance,
     )
     return write_corpus(out_dir, utts, seed=seed, num_jobs=num_jobs, chunk_size=chunk_size)
 

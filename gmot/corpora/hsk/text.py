@@ -18,20 +18,28 @@ Text with no pinyin (any other Chinese text over the same characters) is read wi
 :func:`pinyin_of` (pypinyin, tone numbers, 5 for the neutral tone).
 
 :func:`select_text` puts the two together: the sentences of each split, with the sampled
-training text evened out over the characters (:func:`balance_by_coverage`).
+training text evened out over the characters (:func:`balance_by_coverage`) as a
+:class:`TextBalance` says: that dataclass holds the three options and their defaults, and the
+synthesiser's ``--text-flatten``, ``--text-backoff`` and ``--coverage-target`` flags are made
+from it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
+import math
 import random
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from gmot.settings import setting
+
 __all__ = [
     "Sentence",
+    "TextBalance",
     "WordBigram",
     "balance_by_coverage",
     "charset",
@@ -44,6 +52,7 @@ __all__ = [
 
 _NON_CJK = re.compile(r"[^\u4e00-\u9fff]")
 _BOS, _EOS = "<s>", "</s>"
+POOL_FACTOR = 6  # select_text draws this many times the sampled sentences it needs
 
 
 def cjk_only(text: str) -> str:
@@ -175,10 +184,7 @@ class WordBigram:
     that ends one."""
 
     def __init__(self, runs: list[WordRun], flatten: float = 1.0, backoff: float = 0.0) -> None:
-        if not 0.0 < flatten <= 1.0:
-            raise ValueError(f"flatten must be in (0, 1], got {flatten}")
-        if not 0.0 <= backoff < 1.0:
-            raise ValueError(f"backoff must be in [0, 1), got {backoff}")
+        TextBalance(flatten=flatten, backoff=backoff)  # checks both ranges
         if not any(r.starts for r in runs) or not any(r.ends for r in runs):
             raise ValueError("WordBigram needs runs that start and end a sentence")
         follow: dict[str, Counter] = defaultdict(Counter)
@@ -275,6 +281,61 @@ def balance_by_coverage(
     return out
 
 
+@dataclass(frozen=True)
+class TextBalance:
+    """How :func:`select_text` balances the sampled training sentences over the characters.
+
+    One place for these options: each field's default and its help text (what it means, in
+    which units and range) are declared here with :func:`gmot.settings.setting`, and the
+    synthesiser's flags are generated from them (``local/synth_hsk_corpus.py``, see
+    :mod:`gmot.corpora.hsk.cli`). The defaults are what the hsk recipe uses (README "Text").
+    Out-of-range values are refused on construction with an error naming the field and flag.
+
+    Attributes (ranges and defaults: each field's help text below):
+        flatten: exponent (dimensionless) on the word counts of the sampling model.
+        backoff: probability, per word after the first, of a word-unigram draw.
+        coverage_target: character occurrences in the training text chosen so far at which a
+            character's weight in :func:`balance_by_coverage`'s score has halved.
+    """
+
+    flatten: float = setting(
+        0.5,
+        "exponent in (0, 1] applied to the word-bigram (and word-unigram) counts before "
+        "sampling training sentences; 1 = maximum likelihood, smaller = rare words and "
+        "characters more often",
+        flag="--text-flatten",
+    )
+    backoff: float = setting(
+        0.3,
+        "probability in [0, 1) that a sampled word (after the first) ignores the previous word "
+        "and is drawn from the word-unigram distribution, so word pairs outside the HSK text "
+        "occur; 0 = pure bigram text",
+        flag="--text-backoff",
+    )
+    coverage_target: float = setting(
+        100.0,
+        f"character occurrences (>= 0) that even out the character counts of the training "
+        f"text: {POOL_FACTOR}x the sampled sentences needed are drawn and those whose characters "
+        "are still rare are kept (a character counts fully until about this many occurrences "
+        "in the text chosen so far); 0 = off, the first distinct draws are kept",
+        flag="--coverage-target",
+    )
+
+    def __post_init__(self) -> None:
+        ranges = {  # field -> (allowed?, the range as errors state it)
+            "flatten": (lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+            "backoff": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+            "coverage_target": (lambda v: v >= 0.0, ">= 0 (0 = off)"),
+        }
+        for f in dataclasses.fields(self):
+            v, (ok, want) = getattr(self, f.name), ranges[f.name]
+            name = f"TextBalance.{f.name} ({f.metadata['flag']})"
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"{name} must be a number {want}, got {v!r}")
+            if not (math.isfinite(v) and ok(v)):
+                raise ValueError(f"{name} must be {want}, got {v!r}")
+
+
 def select_text(
     rng: random.Random,
     *,
@@ -283,10 +344,8 @@ def select_text(
     max_chars: int,
     num_train: int,
     held_sentences: int,
-    flatten: float = 0.5,
-    backoff: float = 0.3,
-    coverage_target: float = 100.0,
-    pool_factor: int = 6,
+    balance: TextBalance | None = None,
+    pool_factor: int = POOL_FACTOR,
 ) -> dict[str, list[Sentence]]:
     """Sentences per split: dev/test get ``held_sentences`` held-out natural sentences each,
     train gets the other natural sentences and distinct sampled ones, ``num_train`` in all
@@ -294,15 +353,15 @@ def select_text(
     training sentence has are given back to train.
 
     Sampled sentences come from the word-bigram model with transition counts raised to
-    ``flatten`` and a share ``backoff`` of unigram draws (word pairs the HSK text lacks, so
-    that the transducer's prediction network does not learn to rule out every pair it has not
-    seen: a model trained on pure bigram text made 17 CER points more errors on held-out
-    sentences than on training sentences, CTC 8). With ``coverage_target`` > 0,
-    ``pool_factor`` times as many are drawn as needed and :func:`balance_by_coverage` keeps
-    those that even out the character counts (the maximum-likelihood model alone leaves the
-    rarest tenth of the characters under 20 times in 6000 sentences, and the model's errors on
-    them were 3-10x those on frequent ones). With ``coverage_target`` 0, the first distinct
-    draws are kept.
+    ``balance.flatten`` and a share ``balance.backoff`` of unigram draws (word pairs the HSK
+    text lacks, so that the transducer's prediction network does not learn to rule out every
+    pair it has not seen: a model trained on pure bigram text made 17 CER points more errors on
+    held-out sentences than on training sentences, CTC 8). With ``balance.coverage_target``
+    > 0, ``pool_factor`` times as many are drawn as needed and :func:`balance_by_coverage`
+    keeps those that even out the character counts (the maximum-likelihood model alone leaves
+    the rarest tenth of the characters under 20 times in 6000 sentences, and the model's errors
+    on them were 3-10x those on frequent ones). With ``coverage_target`` 0, the first distinct
+    draws are kept. ``balance`` None: :class:`TextBalance`'s defaults (the recipe's).
     """
     chars = charset(max_level)
     natural = natural_sentences(chars, min_chars, max_chars)
@@ -313,15 +372,17 @@ def select_text(
             f"{min_chars}-{max_chars} characters exist at max_level {max_level}; dev and test "
             f"together may take at most half of them ({len(natural) // 4} each)"
         )
-    if coverage_target < 0 or pool_factor < 1:
-        raise ValueError(
-            f"coverage_target must be >= 0 and pool_factor >= 1, got {coverage_target}, "
-            f"{pool_factor}"
-        )
+    if pool_factor < 1:
+        raise ValueError(f"pool_factor must be >= 1, got {pool_factor}")
+    if balance is None:
+        balance = TextBalance()
+    coverage_target = balance.coverage_target
     held = natural[: 2 * held_sentences]
     held_text = {s.chars for s in held}
     train = natural[2 * held_sentences :][:num_train]
-    bigram = WordBigram(hsk_word_runs(chars, held_text), flatten=flatten, backoff=backoff)
+    bigram = WordBigram(
+        hsk_word_runs(chars, held_text), flatten=balance.flatten, backoff=balance.backoff
+    )
     seen = {s.chars for s in train} | held_text
     need = num_train - len(train)
     want = need * (pool_factor if coverage_target > 0 else 1)

@@ -1,12 +1,16 @@
 """gmot.corpora.hsk.text: character set, natural and sampled sentences, text per split."""
 
+import dataclasses
+import logging
 import random
 from collections import Counter
 
 import pytest
 
+from gmot.corpora.hsk.cli import get_parser, main
 from gmot.corpora.hsk.text import (
     Sentence,
+    TextBalance,
     WordBigram,
     WordRun,
     balance_by_coverage,
@@ -15,6 +19,7 @@ from gmot.corpora.hsk.text import (
     pinyin_of,
     select_text,
 )
+from gmot.settings import from_flags
 
 
 def test_charset_is_the_level_characters():
@@ -145,9 +150,9 @@ def test_balance_by_coverage_equals_plain_greedy():
 def test_select_text_evens_character_counts():
     kw = dict(max_level=1, min_chars=4, max_chars=16, num_train=1500, held_sentences=20)
     tenth = {}
-    ml = dict(flatten=1.0, backoff=0.0, coverage_target=0)
-    for name, extra in (("ml", ml), ("even", dict(backoff=0.0)), ("default", {})):
-        text = select_text(random.Random(5), **kw, **extra)
+    ml = TextBalance(flatten=1.0, backoff=0.0, coverage_target=0)
+    for name, balance in (("ml", ml), ("even", TextBalance(backoff=0.0)), ("default", None)):
+        text = select_text(random.Random(5), **kw, balance=balance)
         train = text["train"]
         assert len({s.chars for s in train}) == 1500  # still distinct
         held = {s.chars for s in text["dev"] + text["test"]}
@@ -168,3 +173,48 @@ def test_pinyin_of():
     assert pinyin_of("你 好") == ("ni3", "hao3")
     with pytest.raises(ValueError):
         pinyin_of("abc")
+
+
+@pytest.mark.parametrize(
+    "kw, field, exc",
+    [
+        (dict(flatten=0.0), "flatten", ValueError),
+        (dict(flatten=1.5), "flatten", ValueError),
+        (dict(flatten=float("nan")), "flatten", ValueError),
+        (dict(backoff=1.0), "backoff", ValueError),
+        (dict(backoff=-0.1), "backoff", ValueError),
+        (dict(coverage_target=-1), "coverage_target", ValueError),
+        (dict(coverage_target=float("inf")), "coverage_target", ValueError),
+        (dict(flatten="0.5"), "flatten", TypeError),
+        (dict(backoff=True), "backoff", TypeError),
+    ],
+)
+def test_text_balance_refuses_bad_values(kw, field, exc):
+    with pytest.raises(exc, match=rf"TextBalance\.{field} \(--"):
+        TextBalance(**kw)
+
+
+def test_text_balance_accepts_range_edges():
+    TextBalance(flatten=1.0, backoff=0.0, coverage_target=0)  # the maximum-likelihood text
+    TextBalance(flatten=1e-6, backoff=0.999, coverage_target=1e6)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TextBalance().flatten = 1.0  # type: ignore[misc]
+
+
+def test_cli_text_flags_come_from_text_balance():
+    # the synthesiser's flags, their defaults and help are TextBalance's fields (one place)
+    actions = {s: a for a in get_parser()._actions for s in a.option_strings}
+    for f in dataclasses.fields(TextBalance):
+        action = actions[f.metadata["flag"]]
+        assert action.default == f.default and action.help == f.metadata["help"], f.name
+    assert from_flags(TextBalance, get_parser().parse_args(["--output-dir", "x"])) == TextBalance()
+    argv = "--output-dir x --text-flatten 0.7 --text-backoff 0 --coverage-target 5".split()
+    got = from_flags(TextBalance, get_parser().parse_args(argv))
+    assert got == TextBalance(flatten=0.7, backoff=0.0, coverage_target=5.0)
+
+
+def test_cli_refuses_bad_text_balance(tmp_path, caplog):
+    with caplog.at_level(logging.ERROR):
+        assert main(["--output-dir", str(tmp_path), "--text-backoff", "1"]) == 2
+    assert "TextBalance.backoff (--text-backoff) must be in [0, 1), got 1.0" in caplog.text
+    assert not (tmp_path / "data_aishell").exists()
