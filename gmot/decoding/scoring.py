@@ -206,6 +206,21 @@ def result_paths(
     return paths
 
 
+def _read_summary(path: Path) -> dict[str, float]:
+    """setting -> rate rows of an existing wer-summary file ({} if there is none)."""
+    if not path.is_file():
+        return {}
+    rows = {}
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        parts = line.split("\t")
+        if len(parts) == 2 and not line.startswith("#"):
+            try:
+                rows[parts[0]] = float(parts[1])
+            except ValueError:
+                continue
+    return rows
+
+
 def save_results(
     out_dir: str | Path,
     test_set_name: str,
@@ -217,7 +232,9 @@ def save_results(
     """Write recogs/errs files per setting and one wer-summary; return setting -> error rate.
 
     File names: ``recogs-<test_set>-<setting>-<suffix>.txt``, ``errs-...``, and
-    ``wer-summary-<test_set>-<suffix>.txt`` (settings sorted by error rate). ``skipped`` names
+    ``wer-summary-<test_set>-<suffix>.txt`` (settings sorted by error rate; rows of other
+    settings already in that file are kept, so decoding with another beam or penalty adds a
+    row instead of replacing the table). ``skipped`` names
     the cuts that were not decoded (e.g. too short), one description each: they are not scored,
     and are listed at the end of each errs file and counted in a last ``# skipped`` line of the
     summary.
@@ -237,9 +254,12 @@ def save_results(
                 for line in skipped:
                     f.write(line + "\n")
     summary = out_dir / f"wer-summary-{test_set_name}-{suffix}.txt"
+    # settings decoded earlier into the same summary (another --beam-size, --blank-penalty, ...)
+    # keep their rows; a setting decoded again gets its new rate
+    table = {**_read_summary(summary), **rates}
     with summary.open("w", encoding="utf-8") as f:
         f.write(f"settings\t{'CER' if cer else 'WER'}\n")
-        for setting, rate in sorted(rates.items(), key=lambda kv: kv[1]):
+        for setting, rate in sorted(table.items(), key=lambda kv: kv[1]):
             f.write(f"{setting}\t{rate:.2f}\n")
         if skipped:
             n = len(skipped) + len(next(iter(results_per_setting.values()), []))

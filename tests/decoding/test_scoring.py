@@ -79,6 +79,27 @@ def test_save_results_files(tmp_path):
     assert summary == ["settings\tCER", "beam_size_4\t0.00", "greedy_search\t37.50"]
 
 
+def test_summary_keeps_other_settings_of_earlier_runs(tmp_path):
+    """Decoding again with another setting adds its row; the same setting is replaced."""
+    save_results(tmp_path, "dev", {"greedy_search": RESULTS}, suffix="epoch-3-avg-1")
+    perfect = [("utt1", "我爱北京", "我爱北京")]
+    save_results(tmp_path, "dev", {"greedy_search_blank_penalty_1.0": perfect}, "epoch-3-avg-1")
+    summary = tmp_path / "wer-summary-dev-epoch-3-avg-1.txt"
+    assert summary.read_text().splitlines() == [
+        "settings\tCER",
+        "greedy_search_blank_penalty_1.0\t0.00",
+        "greedy_search\t37.50",
+    ]
+    save_results(tmp_path, "dev", {"greedy_search": perfect}, suffix="epoch-3-avg-1")
+    assert sorted(summary.read_text().splitlines()[1:]) == [
+        "greedy_search\t0.00",
+        "greedy_search_blank_penalty_1.0\t0.00",
+    ]
+    other = tmp_path / "wer-summary-dev-epoch-4-avg-1.txt"  # another model: its own file
+    save_results(tmp_path, "dev", {"greedy_search": RESULTS}, suffix="epoch-4-avg-1")
+    assert other.read_text().splitlines()[1:] == ["greedy_search\t37.50"]
+
+
 def test_word_mode():
     f = io.StringIO()
     total = write_error_stats(f, "words", [("u", "ni hao ma", "ni hau ma")], cer=False)
