@@ -43,3 +43,38 @@ def test_unknown_preset_is_refused() -> None:
     r = subprocess.run(["bash", str(RUN), "--preset", "huge"], capture_output=True, text=True)
     assert r.returncode != 0
     assert "huge" in r.stderr and "long" in r.stderr
+
+
+def _train_args(tmp_path: Path, *args: str) -> list[str]:
+    """The arguments stage 1 gives train.py (a stand-in python records them; nothing runs)."""
+    log = tmp_path / "argv.txt"
+    fake = tmp_path / "python"
+    fake.write_text(
+        "#!/usr/bin/env python3\nimport sys\n"
+        "if sys.argv[1] == '-c':\n    print(384)\n    sys.exit(0)\n"
+        f"open({str(log)!r}, 'w').write('\\n'.join(sys.argv[1:]))\n"
+    )
+    fake.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(fake), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        ["bash", str(RUN), "--stage", "1", "--stop-stage", "1", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    return log.read_text().split("\n")
+
+
+def test_input_norm_reaches_the_encoder_config(tmp_path: Path) -> None:
+    import json
+
+    def encoder(*args: str) -> dict | str:
+        argv = _train_args(tmp_path, *args)
+        value = argv[argv.index("--encoder-config") + 1]
+        return json.loads(value) if value.startswith("{") else value
+
+    assert encoder() == {"base": "tiny", "input_norm": "utterance"}
+    assert encoder("--input-norm", "none") == {"base": "tiny", "input_norm": "none"}
+    spec = {"base": "tiny", "dropout": 0.0}
+    assert encoder("--encoder-config", json.dumps(spec)) == spec  # JSON passes unchanged
