@@ -54,12 +54,13 @@ def normalize_utterances(x: Tensor, x_lens: Tensor, eps: float = 1e-5) -> Tensor
     Returns:
         (B, T, F): ``(x - mean) / sqrt(var + eps)`` on valid frames, 0 past each length.
     """
+    dtype, x = x.dtype, x.float()  # float32 sums: a half-precision sum over T can overflow
     mask = (torch.arange(x.shape[1], device=x.device)[None, :] < x_lens[:, None]).to(x.dtype)
     mask = mask.unsqueeze(-1)  # (B, T, 1)
     n = x_lens.to(x.dtype).clamp_min(1)[:, None, None]
     mean = (x * mask).sum(dim=1, keepdim=True) / n
     var = (((x - mean) * mask) ** 2).sum(dim=1, keepdim=True) / n
-    return (x - mean) * torch.rsqrt(var + eps) * mask
+    return ((x - mean) * torch.rsqrt(var + eps) * mask).to(dtype)
 
 
 class Zipformer(nn.Module):

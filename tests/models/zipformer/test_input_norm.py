@@ -25,6 +25,14 @@ def test_normalize_utterances_matches_per_utterance_statistics():
         assert (y[b, n:] == 0).all()
 
 
+def test_normalize_utterances_half_precision_does_not_overflow():
+    x = torch.full((1, 3000, 2), 200.0, dtype=torch.float16)  # sum of squares >> 65504
+    x[0, ::2] = -200.0
+    y = normalize_utterances(x, torch.tensor([3000]))
+    assert y.dtype == torch.float16 and torch.isfinite(y).all()
+    torch.testing.assert_close(y.abs().float(), torch.ones(1, 3000, 2), rtol=1e-3, atol=1e-3)
+
+
 def test_utterance_norm_makes_the_encoder_blind_to_level_and_scale():
     torch.manual_seed(0)
     enc = build_encoder({"base": "tiny", "input_norm": "utterance"}).eval()
