@@ -85,7 +85,7 @@ class ModelConfig:
         '\'{"base": "tiny", "input_norm": "utterance", "dropout": 0.05}\'.',
         flag="--encoder-config",
         type=str,
-        from_flag=lambda v: _encoder_from_flag(v),
+        from_flag=_encoder_from_flag,
     )
     causal: bool = setting(
         False,
