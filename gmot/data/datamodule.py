@@ -135,6 +135,15 @@ def _add_augmentation_arguments(g) -> None:
         help="SpecAugment time-warp factor in frames; < 1 disables warping.",
     )
     a(
+        "--freq-warp",
+        type=float,
+        default=0.0,
+        help="Frequency warping of training features (gmot.data.augment.FrequencyWarp): each "
+        "utterance's log-mel spectrum is stretched along frequency by a factor drawn from "
+        "[1 - W, 1 + W], moving formants as another vocal tract would (VTLP-like; works on "
+        "precomputed features). 0 = off; e.g. 0.1.",
+    )
+    a(
         "--enable-musan",
         type=str2bool,
         default=False,
@@ -345,6 +354,8 @@ class AsrDataModule:
         """Shuffled, filtered, augmented training loader; restores the sampler state if given."""
         from lhotse.dataset import SpecAugment
 
+        from gmot.data.augment import FrequencyWarp
+
         a = self.args
         tokens = self._require_tokens()
         cuts = self.filter_cuts(cuts, "train")
@@ -382,6 +393,7 @@ class AsrDataModule:
             on_the_fly_feats=a.on_the_fly_feats,
             speed_perturb=a.speed_perturb,
             spec_augment=spec,
+            freq_warp=FrequencyWarp(a.freq_warp) if getattr(a, "freq_warp", 0) else None,
             cut_mix=cut_mix,
             seed=a.seed,
             sampler=sampler,

@@ -6,10 +6,11 @@ Batch keys: ``features`` (B, T, 80) float32 log-mel fbank at 100 Hz (padded with
 ``plm_feats`` (B, Lt, Dp) float32 zero-padded, ``plm_lens`` (B,) int64, ``plm_tokens``
 list[list[str]].
 
-Randomness (speed perturbation, MUSAN mixing, SpecAugment) is drawn from a generator seeded by
-(seed, epoch, the batch's cut ids), so batches are identical whatever the number of workers and
-the global RNG state of the caller is left untouched. Cuts whose audio cannot be read are
-reported (count and examples) and left out of the batch; an all-bad batch yields ``None``.
+Randomness (speed perturbation, MUSAN mixing, frequency warping, SpecAugment) is drawn from a
+generator seeded by (seed, epoch, the batch's cut ids), so batches are identical whatever the
+number of workers and the global RNG state of the caller is left untouched. Cuts whose audio
+cannot be read are reported (count and examples) and left out of the batch; an all-bad batch
+yields ``None``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class AsrDataset(torch.utils.data.Dataset):
         on_the_fly_feats: compute fbank from audio (default) or load precomputed features.
         speed_perturb: factors 0.9/1.1 each with probability 1/3 (train only).
         spec_augment: a lhotse ``SpecAugment`` or None.
+        freq_warp: a :class:`gmot.data.augment.FrequencyWarp` (applied before SpecAugment) or
+          None.
         cut_mix: a lhotse ``CutMix`` (MUSAN) or None.
         seed: base seed; ``sampler`` (optional) provides ``.epoch`` for the per-batch seed.
     """
@@ -63,6 +66,7 @@ class AsrDataset(torch.utils.data.Dataset):
         on_the_fly_feats: bool = True,
         speed_perturb: bool = False,
         spec_augment=None,
+        freq_warp=None,
         cut_mix=None,
         seed: int = 42,
         sampler=None,
@@ -74,6 +78,7 @@ class AsrDataset(torch.utils.data.Dataset):
         self.on_the_fly_feats = on_the_fly_feats
         self.speed_perturb = speed_perturb
         self.spec_augment = spec_augment
+        self.freq_warp = freq_warp
         self.cut_mix = cut_mix
         self.seed = seed
         self.sampler = sampler
@@ -130,6 +135,8 @@ class AsrDataset(torch.utils.data.Dataset):
             x = torch.full((len(feats), int(lens.max()), feats[0].shape[1]), LOG_EPS)
             for i, f in enumerate(feats):
                 x[i, : f.shape[0]] = f
+            if self.freq_warp is not None:
+                x = self.freq_warp(x)
             if self.spec_augment is not None:
                 x = self.spec_augment(x)
         texts = [cut_text(c) for c in kept]

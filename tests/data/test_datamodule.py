@@ -190,3 +190,27 @@ def test_missing_manifest_names_path(tmp_path):
     # the library has no corpus of its own: without --corpus it says so
     with pytest.raises(ValueError, match="--corpus is not set"):
         AsrDataModule(p.parse_args(dirs)).train_cuts()
+
+
+def test_freq_warp_changes_training_features_only(prepared):
+    """--freq-warp warps the training batches (deterministically per batch) and leaves the
+    feature frames' padding, the batch order and the test loader alone."""
+    plain = AsrDataModule(make_args(prepared, enable_spec_aug=False, drop_last=False))
+    warped = AsrDataModule(
+        make_args(prepared, enable_spec_aug=False, drop_last=False, freq_warp=0.15)
+    )
+    a = collect(plain.train_dataloader(plain.train_cuts()))
+    b = collect(warped.train_dataloader(warped.train_cuts()))
+    b2 = collect(warped.train_dataloader(warped.train_cuts()))
+    assert [x["cut_ids"] for x in a] == [x["cut_ids"] for x in b]
+    for x, y, y2 in zip(a, b, b2):
+        assert torch.equal(y["features"], y2["features"])  # seeded per batch
+        assert not torch.allclose(x["features"], y["features"])
+        # each frame keeps its overall level: warping moves energy between bins, not in time
+        n = int(x["feature_lens"][0])
+        diff = (x["features"][0, :n].mean(-1) - y["features"][0, :n].mean(-1)).abs()
+        assert float(diff.mean()) < 0.5
+    t1 = collect(plain.test_dataloader(plain.test_cuts()))
+    t2 = collect(warped.test_dataloader(warped.test_cuts()))
+    assert len(t1) == len(t2) > 0
+    assert all(torch.equal(x["features"], y["features"]) for x, y in zip(t1, t2))
