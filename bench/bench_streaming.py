@@ -22,13 +22,12 @@ Printed per chunk size: RTF (compute seconds / audio seconds) of each way and it
 offline reference of the same run, the per-chunk latency (median, 95th percentile, max, in ms)
 against the chunk's audio duration, and how many streaming hypotheses equal the offline ones.
 
-Usage (from the repository root)::
+Usage (the second from the recipe folder, whose manifests hold relative feature paths)::
 
     .venv/bin/python bench/bench_streaming.py --threads 1 --onnx 1
-    .venv/bin/python bench/bench_streaming.py --threads 1 --onnx 1 --num-utts 100 \\
-        --checkpoint egs/hsk/ASR/zipformer_gmot/exp_stream_s42_on/epoch-4.pt \\
-        --cuts egs/hsk/ASR/data/fbank/hsk_cuts_test.jsonl.gz --chunk-size 16,32 \\
-        --left-context-frames 128
+    cd egs/hsk/ASR && ../../../.venv/bin/python ../../../bench/bench_streaming.py --threads 1 \\
+        --onnx 1 --num-utts 100 --checkpoint zipformer_gmot/exp_stream_s42_on/epoch-4.pt \\
+        --cuts data/fbank/hsk_cuts_test.jsonl.gz --chunk-size 16,32 --left-context-frames 128
 """
 
 from __future__ import annotations
