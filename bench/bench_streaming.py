@@ -46,7 +46,12 @@ _root = Path(__file__).resolve().parents[1]  # the repository this script is in
 if (_root / "gmot" / "__init__.py").is_file():  # its gmot wins over the venv and PYTHONPATH
     sys.path.insert(0, str(_root))
 
-from gmot.decoding.streaming import DecodeStream, decode_one_chunk, decode_streams  # noqa: E402
+from gmot.decoding.streaming import (  # noqa: E402
+    DecodeStream,
+    apply_chunk_flags,
+    decode_one_chunk,
+    decode_streams,
+)
 from gmot.decoding.transducer_search import greedy_search_batch  # noqa: E402
 from gmot.models.asr_model import build_model  # noqa: E402
 
@@ -76,16 +81,6 @@ def load_utterances(cuts: str | None, num: int, seed: int = 0) -> list[tuple[str
             break
         utts.append((cut.id, torch.from_numpy(cut.load_features()).float()))
     return utts
-
-
-def set_chunk(model: torch.nn.Module, chunk: int, left: int) -> None:
-    """Make ``chunk`` / ``left`` the causal encoder's eval-mode and streaming values."""
-    import dataclasses
-
-    cfg = model.encoder.config
-    model.encoder.config = dataclasses.replace(
-        cfg, chunk_size=(chunk,), left_context_frames=(left,)
-    )
 
 
 @torch.no_grad()
@@ -158,7 +153,7 @@ def main() -> None:
           f"({args.cuts or 'random features'}); threads {args.threads}; "
           f"load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}")  # fmt: skip
     for chunk in [int(c) for c in args.chunk_size.split(",")]:
-        set_chunk(model, chunk, args.left_context_frames)
+        apply_chunk_flags(model, chunk, args.left_context_frames, label, streaming=True)
         chunk_ms = model.encoder.chunk_shift * FRAME_S * 1000
         print(f"\nchunk {chunk} frames = {chunk_ms:.0f} ms of audio, left context "
               f"{args.left_context_frames} frames, look-ahead "
