@@ -6,7 +6,12 @@ NCCL on GPU, gloo on CPU. Under torchrun, ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import threading
+import time
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -15,6 +20,63 @@ import torch.distributed as dist
 def launched_by_torchrun() -> bool:
     """True when RANK, WORLD_SIZE and LOCAL_RANK are all set (torchrun / torch.distributed.run)."""
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+
+
+#: Set by :func:`mark_launcher` in the process that spawns the ranks (``--world-size N``).
+LAUNCHER_PID_ENV = "GMOT_LAUNCHER_PID"
+
+
+@contextlib.contextmanager
+def launcher_marked() -> Iterator[None]:
+    """Within the block, this process is marked as the launcher of the ranks it spawns: they
+    inherit :data:`LAUNCHER_PID_ENV` and watch this pid (:func:`exit_with_launcher`). The mark
+    is removed afterwards so that later, unrelated child processes do not inherit it."""
+    old = os.environ.get(LAUNCHER_PID_ENV)
+    os.environ[LAUNCHER_PID_ENV] = str(os.getpid())
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(LAUNCHER_PID_ENV, None)
+        else:
+            os.environ[LAUNCHER_PID_ENV] = old
+
+
+def exit_with_launcher(poll_s: float = 2.0) -> threading.Thread | None:
+    """In a rank spawned by ``mp.spawn``: stop this process when its launcher is gone.
+
+    Without it, killing the launcher (Ctrl-C in some shells, ``kill``, an out-of-memory kill)
+    leaves the ranks training on unseen in the background, writing checkpoints and holding the
+    cores. A daemon thread compares the parent pid with :data:`LAUNCHER_PID_ENV` every ``poll_s``
+    seconds; once they differ it logs an error naming both pids and exits the process (status
+    1). Checkpoints are written atomically, so the last complete one stays usable for
+    ``--start-epoch`` / ``--start-batch``. Returns the thread, or None when this process was not
+    spawned by a marked launcher (world size 1, torchrun, tests).
+    """
+    want = os.environ.get(LAUNCHER_PID_ENV)
+    if not want or os.getpid() == int(want):
+        return None
+    launcher = int(want)
+
+    def watch() -> None:
+        while True:
+            parent = os.getppid()
+            if parent != launcher:
+                logging.error(
+                    "rank process %d: its launcher (pid %d) is gone (now parent %d): stopping. "
+                    "Resume from the last checkpoint with --start-epoch or --start-batch.",
+                    os.getpid(),
+                    launcher,
+                    parent,
+                )
+                for h in logging.getLogger().handlers:
+                    h.flush()
+                os._exit(1)
+            time.sleep(poll_s)
+
+    t = threading.Thread(target=watch, name="exit-with-launcher", daemon=True)
+    t.start()
+    return t
 
 
 def setup_dist(

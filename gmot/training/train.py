@@ -44,7 +44,13 @@ from gmot.training.cli import (  # noqa: F401  (re-exported: the train.py API)
     model_config_from_args,
     read_vocab_size,
 )
-from gmot.training.ddp import cleanup_dist, launched_by_torchrun, setup_dist
+from gmot.training.ddp import (
+    cleanup_dist,
+    exit_with_launcher,
+    launched_by_torchrun,
+    launcher_marked,
+    setup_dist,
+)
 from gmot.training.loop import TrainState, compute_loss, train_one_epoch
 from gmot.training.run_dir import (  # noqa: F401  (re-exported)
     RestoreRngAfterIter,
@@ -201,6 +207,8 @@ def run(
 ) -> None:
     """Train on one rank (process)."""
     params = argparse.Namespace(**vars(args))
+    if world_size > 1 and not launched_by_torchrun():
+        exit_with_launcher()  # a spawned rank must not outlive a killed launcher
     setup_dist(rank, world_size, params.master_port)
     try:
         _run(rank, world_size, params, data_factory or default_data_factory)
@@ -544,7 +552,10 @@ def main(
     elif args.world_size > 1:
         import torch.multiprocessing as mp
 
-        mp.spawn(run, args=(args.world_size, args, data_factory), nprocs=args.world_size, join=True)
+        with launcher_marked():
+            mp.spawn(
+                run, args=(args.world_size, args, data_factory), nprocs=args.world_size, join=True
+            )
     else:
         run(0, 1, args, data_factory)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from gmot.training.ddp import launched_by_torchrun
@@ -99,3 +103,65 @@ def test_nonfinite_loss_on_one_rank_is_skipped_on_all(tmp_path):
             assert torch.isfinite(v).all(), k
     changed = [k for k, v in c2["model"].items() if not torch.equal(v, c_init[k])]
     assert changed  # the second (clean) batch did train
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("watch", [True, False])
+def test_spawned_ranks_stop_when_the_launcher_is_killed(tmp_path, watch):
+    """Kill -9 the launcher of two spawned ranks started as ``nohup ... &`` starts them (SIGINT
+    ignored, which also disables the SIGINT that torch's spawn asks the kernel to send a rank
+    when its parent dies): with the watch (what train.run does) the ranks exit within seconds;
+    without it (the control) they keep running, which is the fault."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(HERE.parents[1]))
+    launcher = subprocess.Popen(
+        [sys.executable, str(HERE / "launcher_script.py"), str(tmp_path), "1" if watch else "0"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    pid_files = [tmp_path / f"rank-{r}.pid" for r in range(2)]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(f.exists() and f.read_text() for f in pid_files):
+            assert launcher.poll() is None, launcher.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the ranks did not start within 120 s"
+            time.sleep(0.2)
+        pids = [int(f.read_text()) for f in pid_files]
+        launcher.kill()
+        launcher.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        alive = [p for p in pids if _alive(p)]
+        if watch:
+            assert alive == [], f"ranks {alive} still run after their launcher was killed"
+        else:
+            assert alive == pids, "control: unwatched ranks should outlive the launcher"
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        for f in pid_files:
+            if f.exists() and f.read_text():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(f.read_text()), signal.SIGKILL)
+
+
+def test_exit_with_launcher_is_inert_without_a_marked_launcher(monkeypatch):
+    from gmot.training.ddp import LAUNCHER_PID_ENV, exit_with_launcher, launcher_marked
+
+    monkeypatch.delenv(LAUNCHER_PID_ENV, raising=False)
+    assert exit_with_launcher() is None  # world size 1, torchrun: nothing to watch
+    with launcher_marked():
+        assert os.environ[LAUNCHER_PID_ENV] == str(os.getpid())
+        assert exit_with_launcher() is None  # the launcher itself does not watch itself
+    assert LAUNCHER_PID_ENV not in os.environ  # later children do not inherit the mark
