@@ -18,7 +18,7 @@ def _options(*args: str) -> tuple[int, dict[str, str]]:
 def test_default_preset() -> None:
     rc, v = _options()
     assert rc == 0
-    assert (v["preset"], v["num-epochs"], v["avg"], v["lr-epochs"]) == ("default", "4", "2", "2")
+    assert (v["preset"], v["num-epochs"], v["avg"], v["lr-epochs"]) == ("default", "5", "2", "2")
     assert v["exp-dir"] == "zipformer_gmot/exp"
 
 
@@ -32,11 +32,11 @@ def test_long_preset_sets_its_defaults() -> None:
 
 def test_explicit_option_beats_preset_in_either_order() -> None:
     for args in (
-        ("--num-epochs", "5", "--preset", "long"),
-        ("--preset", "long", "--num-epochs", "5"),
+        ("--num-epochs", "7", "--preset", "long"),
+        ("--preset", "long", "--num-epochs", "7"),
     ):
         rc, v = _options(*args)
-        assert rc == 0 and v["num-epochs"] == "5" and v["avg"] == "4", args
+        assert rc == 0 and v["num-epochs"] == "7" and v["avg"] == "4", args
 
 
 def test_unknown_preset_is_refused() -> None:
