@@ -67,15 +67,17 @@ _gmot_known="preset stage stop_stage exp_dir encoder_config input_norm decoder_d
 
 if [ -z "${PYTHON:-}" ] && [ -x ../../../.venv/bin/python ]; then PYTHON=../../../.venv/bin/python; fi
 PY=${PYTHON:-python3}
-# Threads: the idle cores at start (nproc minus the 1-minute load average, at least 1). OpenMP
-# threads spin while they wait for each other, so on a core that another process keeps busy one
-# training step costs several times more than with one thread fewer (RESULTS.md, "Threads").
+# Threads: the cores idle when the run starts (local/idle_cores.sh: the idle share of the CPUs
+# over one second, at least 1). OpenMP threads spin while they wait for each other, so on a core
+# that another process keeps busy one training step costs several times more than with one
+# thread fewer (RESULTS.md, "Threads").
+cores=$(local/idle_cores.sh --cores)
 if [ -z "${OMP_NUM_THREADS:-}" ]; then
-  OMP_NUM_THREADS=$(awk -v n="$(nproc)" '{t = int(n - $1 + 0.5); print (t < 1 ? 1 : t)}' /proc/loadavg)
+  OMP_NUM_THREADS=$(local/idle_cores.sh)
 fi
 export OMP_NUM_THREADS
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh) $*"; }
-log "OMP_NUM_THREADS=$OMP_NUM_THREADS ($(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg))"
+log "OMP_NUM_THREADS=$OMP_NUM_THREADS ($cores cores, load average $(cut -d' ' -f1 /proc/loadavg))"
 want() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 t0=$(date +%s)
 
