@@ -18,7 +18,7 @@ def _options(*args: str) -> tuple[int, dict[str, str]]:
 def test_default_preset() -> None:
     rc, v = _options()
     assert rc == 0
-    assert (v["preset"], v["num-epochs"], v["avg"], v["lr-epochs"]) == ("default", "5", "2", "2")
+    assert (v["preset"], v["num-epochs"], v["avg"], v["lr-epochs"]) == ("default", "4", "2", "2")
     assert v["exp-dir"] == "zipformer_gmot/exp"
 
 
