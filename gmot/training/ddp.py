@@ -22,7 +22,7 @@ def launched_by_torchrun() -> bool:
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
 
 
-#: Set by :func:`mark_launcher` in the process that spawns the ranks (``--world-size N``).
+#: Set by :func:`launcher_marked` in the process that spawns the ranks (``--world-size N``).
 LAUNCHER_PID_ENV = "GMOT_LAUNCHER_PID"
 
 
