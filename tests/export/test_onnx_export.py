@@ -84,14 +84,18 @@ def test_export_main_writes_pretrained_and_onnx(tmp_path, monkeypatch):
     assert (tmp_path / "exp" / "tokens.txt").read_text().endswith("你 3\n")
 
 
-def test_onnx_zipformer_asr_model(tmp_path):
-    """The real AsrModel (tiny Zipformer) exports and decodes identically for new N and T."""
+@pytest.mark.parametrize(
+    "encoder", ["tiny", {"base": "tiny", "input_norm": "utterance", "freq_pool": 2}]
+)
+def test_onnx_zipformer_asr_model(tmp_path, encoder):
+    """The real AsrModel (tiny Zipformer; also the hsk demo's encoder options) exports and
+    decodes identically for new N and T."""
     asr_model = pytest.importorskip("gmot.models.asr_model")
     torch.manual_seed(0)
     model = asr_model.build_model(
         {
             "vocab_size": 30,
-            "encoder": "tiny",
+            "encoder": encoder,
             "context_size": 2,
             "decoder_dim": 64,
             "joiner_dim": 64,

@@ -66,7 +66,7 @@ def _train_args(tmp_path: Path, *args: str) -> list[str]:
     return log.read_text().split("\n")
 
 
-def test_input_norm_reaches_the_encoder_config(tmp_path: Path) -> None:
+def test_input_norm_and_freq_pool_reach_the_encoder_config(tmp_path: Path) -> None:
     import json
 
     def encoder(*args: str) -> dict | str:
@@ -74,7 +74,9 @@ def test_input_norm_reaches_the_encoder_config(tmp_path: Path) -> None:
         value = argv[argv.index("--encoder-config") + 1]
         return json.loads(value) if value.startswith("{") else value
 
-    assert encoder() == {"base": "tiny", "input_norm": "utterance"}
-    assert encoder("--input-norm", "none") == {"base": "tiny", "input_norm": "none"}
+    default = {"base": "tiny", "input_norm": "utterance", "freq_pool": 1}
+    assert encoder() == default
+    assert encoder("--input-norm", "none") == {**default, "input_norm": "none"}
+    assert encoder("--freq-pool", "2") == {**default, "freq_pool": 2}
     spec = {"base": "tiny", "dropout": 0.0}
     assert encoder("--encoder-config", json.dumps(spec)) == spec  # JSON passes unchanged

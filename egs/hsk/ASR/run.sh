@@ -26,6 +26,7 @@ stop_stage=3
 exp_dir=zipformer_gmot/exp
 encoder_config=tiny
 input_norm=utterance
+freq_pool=1
 decoder_dim=256
 joiner_dim=256
 num_epochs=4
@@ -63,7 +64,7 @@ case "$preset" in
   long) num_epochs=12; avg=4; lr_epochs=3; exp_dir=zipformer_gmot/exp_long ;;
   *) echo "$0: unknown --preset '$preset' (known: default, long)" >&2; exit 1 ;;
 esac
-_gmot_known="preset stage stop_stage exp_dir encoder_config input_norm decoder_dim joiner_dim num_epochs avg max_duration num_buckets spec_aug max_level ref_duration base_lr lr_batches lr_epochs seed num_workers ctc_loss_scale gmot_loss_scale gmot_alpha gmot_epsilon gmot_layer gmot_center_plm methods train_args"
+_gmot_known="preset stage stop_stage exp_dir encoder_config input_norm freq_pool decoder_dim joiner_dim num_epochs avg max_duration num_buckets spec_aug max_level ref_duration base_lr lr_batches lr_epochs seed num_workers ctc_loss_scale gmot_loss_scale gmot_alpha gmot_epsilon gmot_layer gmot_center_plm methods train_args"
 . local/parse_options.sh || exit 1
 
 if [ -z "${PYTHON:-}" ] && [ -x ../../../.venv/bin/python ]; then PYTHON=../../../.venv/bin/python; fi
@@ -87,11 +88,11 @@ if want 0; then
   ./prepare.sh --max-level "$max_level" --compute-fbank true
 fi
 
-# The encoder: a named Zipformer config with --input-norm applied (a JSON --encoder-config is
-# passed as it is; give input_norm inside it).
+# The encoder: a named Zipformer config with --input-norm and --freq-pool applied (a JSON
+# --encoder-config is passed as it is; give input_norm and freq_pool inside it).
 case "$encoder_config" in
   "{"*) encoder_spec=$encoder_config ;;
-  *) encoder_spec="{\"base\": \"$encoder_config\", \"input_norm\": \"$input_norm\"}" ;;
+  *) encoder_spec="{\"base\": \"$encoder_config\", \"input_norm\": \"$input_norm\", \"freq_pool\": $freq_pool}" ;;
 esac
 
 if want 1; then

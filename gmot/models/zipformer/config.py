@@ -56,6 +56,11 @@ class ZipformerConfig:
     is mean- and variance-normalised per bin over its valid frames before the front end (removes
     level, channel and spectral-tilt differences between voices; needs the whole utterance, so a
     causal encoder refuses it).
+
+    ``freq_pool``: average each group of ``freq_pool`` adjacent fbank bins before the front end
+    (2: 80 bins -> 40 bands). The front end's convolutions run over time x frequency, so on a
+    small model they cost as much as all the encoder stacks together; halving the bins halves
+    that cost (1: the published model, every bin used).
     """
 
     num_layers: tuple[int, ...] = (2, 2, 3, 4, 3, 2)
@@ -78,6 +83,7 @@ class ZipformerConfig:
     chunk_size: tuple[int, ...] = (-1,)
     left_context_frames: tuple[int, ...] = (-1,)
     input_norm: str = "none"
+    freq_pool: int = 1
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -111,6 +117,9 @@ class ZipformerConfig:
                 raise ValueError(f"cnn_module_kernel[{i}]={k} must be odd")
         if self.input_norm not in INPUT_NORMS:
             raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
+        self.freq_pool = int(self.freq_pool)
+        if self.freq_pool < 1:
+            raise ValueError(f"freq_pool must be >= 1, got {self.freq_pool}")
         self._check_streaming()
         if self.causal and self.input_norm == "utterance":
             raise ValueError(

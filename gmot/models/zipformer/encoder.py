@@ -28,7 +28,7 @@ from gmot.models.zipformer.block import (
 from gmot.models.zipformer.config import ZipformerConfig, get_config
 from gmot.models.zipformer.subsampling import RIGHT_PADDING, Conv2dSubsampling
 
-__all__ = ["Zipformer", "build_encoder", "normalize_utterances", "output_lengths"]
+__all__ = ["Zipformer", "build_encoder", "normalize_utterances", "output_lengths", "pool_bins"]
 
 
 def output_lengths(x_lens: Tensor) -> Tensor:
@@ -63,6 +63,23 @@ def normalize_utterances(x: Tensor, x_lens: Tensor, eps: float = 1e-5) -> Tensor
     return ((x - mean) * torch.rsqrt(var + eps) * mask).to(dtype)
 
 
+def pool_bins(x: Tensor, pool: int) -> Tensor:
+    """Average each group of ``pool`` adjacent bins: (B, T, F) -> (B, T, F // pool).
+
+    ``F`` must be a multiple of ``pool``; ``pool`` 1 returns ``x`` itself.
+    """
+    if pool == 1:
+        return x
+    f = x.shape[-1]
+    if f % pool:
+        raise ValueError(f"{f} bins cannot be pooled in groups of {pool}")
+    # strided slices, not a reshape: traced for ONNX, a reshape would fix B and T
+    out = x[..., 0::pool]
+    for i in range(1, pool):
+        out = out + x[..., i::pool]
+    return out / pool
+
+
 class Zipformer(nn.Module):
     """Zipformer encoder (front end included).
 
@@ -78,8 +95,12 @@ class Zipformer(nn.Module):
         self.config = config
         self.num_features = num_features
         self.output_dim = max(config.encoder_dim)
+        if num_features % config.freq_pool:
+            raise ValueError(
+                f"freq_pool={config.freq_pool} does not divide the {num_features} fbank bins"
+            )
         self.encoder_embed = Conv2dSubsampling(
-            num_features,
+            num_features // config.freq_pool,
             config.encoder_dim[0],
             config.dropout,
             channels=config.embed_channels,
@@ -164,6 +185,7 @@ class Zipformer(nn.Module):
                 f"x_lens must lie in [9, T={x.shape[1]}], got min {int(x_lens.min())} "
                 f"max {int(x_lens.max())}"
             )
+        x = pool_bins(x, self.config.freq_pool)
         if self.config.input_norm == "utterance":
             x = normalize_utterances(x, x_lens)
         chunk, left = self.chunk_params()
@@ -294,6 +316,7 @@ class Zipformer(nn.Module):
             raise RuntimeError("streaming_forward is for eval mode: call encoder.eval() first")
         self._check_streaming_inputs(x, x_lens, states)
         x_lens = x_lens.to(device=x.device, dtype=torch.int64)
+        x = pool_bins(x, self.config.freq_pool)
         h, lens, embed_cache = self.encoder_embed.streaming_forward(x, x_lens, states[-2])
         processed = states[-1]
         outputs: list[Tensor] = []

@@ -102,12 +102,18 @@ class _Swoosh(torch.autograd.Function):
         ctx.shift = shift
         z = x - shift
         # softplus is linear above z = 20 (error < 3e-9) and much faster than logaddexp on CPU.
-        return torch.nn.functional.softplus(z) - 0.08 * x - offset
+        # With x = z + shift the result is softplus(z) - 0.08 z - (offset + 0.08 shift); the
+        # in-place updates make it three passes over memory and two allocations instead of
+        # five and four (the activation is memory-bound: about half the time on CPU).
+        out = torch.nn.functional.softplus(z)
+        out.add_(z, alpha=-0.08)
+        return out.sub_(offset + 0.08 * shift)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        return grad * (torch.sigmoid(x - ctx.shift) - 0.08), None, None
+        d = torch.sigmoid(x - ctx.shift)
+        return d.sub_(0.08).mul_(grad), None, None
 
 
 def swoosh_r(x: Tensor) -> Tensor:

@@ -68,6 +68,13 @@ def test_streaming_equals_simulated_random_weights(chunk, left):
         _assert_same(enc, x[1:2, :t], torch.tensor([t]))
 
 
+def test_streaming_with_freq_pool_equals_simulated():
+    enc = _amplify(_encoder(chunk_size=(16,), left_context_frames=(32,), freq_pool=2))
+    assert enc.encoder_embed.in_features == 40
+    torch.manual_seed(2)
+    _assert_same(enc, torch.randn(2, 135, 80), torch.tensor([135, 70]))
+
+
 def test_chunk_size_and_left_context_change_the_output():
     """The equality tests can tell: another chunk or left context moves outputs by >> 1e-5."""
     torch.manual_seed(1)
