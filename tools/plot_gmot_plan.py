@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     from lhotse import load_manifest_lazy
 
-    from gmot.decoding.features import compute_fbank
+    from gmot.decoding.features import compute_fbank, model_num_features
     from gmot.decoding.model_loading import load_checkpoint_model
     from gmot.ot import GMOTLoss, plot_transport_plan
     from gmot.plm.cache import load as load_plm
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         # as in training (gmot.ot.center_features over a batch): subtract the mean token
         # feature of a batch-sized pool of cuts
         z = z - np.concatenate(pool).mean(axis=0)
-    feats, feat_lens = compute_fbank([cut.load_audio()[0]])
+    feats, feat_lens = compute_fbank([cut.load_audio()[0]], num_features=model_num_features(model))
     with torch.no_grad():
         enc, enc_lens, stacks = model.encoder(feats, feat_lens, return_stack_outputs=True)
         layer = cfg.get("gmot_layer", -1)

@@ -30,6 +30,7 @@ from gmot.cli import add_lang_dir_argument, str2bool
 from gmot.data.dataset import AsrDataset
 from gmot.data.filters import CutFilter
 from gmot.data.manifests import cuts_path
+from gmot.data.pitch import input_dim
 from gmot.data.tokens import TokenTable
 
 
@@ -176,6 +177,11 @@ class AsrDataModule:
             self.tokens = TokenTable.load(lang / "tokens.txt")
         self.filters: dict[str, CutFilter] = {}
 
+    @property
+    def num_features(self) -> int:
+        """Model input features per frame: 80 fbank bins, plus 3 with ``--pitch 1``."""
+        return input_dim(bool(getattr(self.args, "pitch", False)))
+
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("data", "data loading and augmentation (gmot.data)")
@@ -225,6 +231,15 @@ class AsrDataModule:
             type=str2bool,
             default=True,
             help="1: compute 80-bin fbank on the fly (default); 0: read precomputed features.",
+        )
+        a(
+            "--pitch",
+            type=str2bool,
+            default=False,
+            help="1: append 3 pitch features (voicing, log F0, its slope; gmot.data.pitch) to the "
+            "80 fbank bins, 83 model inputs, for tonal languages; precomputed features must "
+            "then hold them too (local/compute_fbank.py --pitch 1). Decoding takes it from "
+            "the checkpoint.",
         )
         _add_augmentation_arguments(g)
         a(
@@ -397,6 +412,7 @@ class AsrDataModule:
             cut_mix=cut_mix,
             seed=a.seed,
             sampler=sampler,
+            num_features=self.num_features,
         )
         loader = self._loader(ds, sampler, a.num_workers)
         loader.cut_filter = self.filters["train"]  # reported at the end of every epoch
@@ -407,7 +423,12 @@ class AsrDataModule:
         a = self.args
         cuts = self.filter_cuts(cuts, "valid")
         sampler = self._sampler(cuts, shuffle=False, drop_last=False, bucketing=a.bucketing_sampler)
-        ds = AsrDataset(self._require_tokens(), on_the_fly_feats=a.on_the_fly_feats, seed=a.seed)
+        ds = AsrDataset(
+            self._require_tokens(),
+            on_the_fly_feats=a.on_the_fly_feats,
+            seed=a.seed,
+            num_features=self.num_features,
+        )
         loader = self._loader(ds, sampler, min(a.num_workers, 2))
         loader.cut_filter = self.filters["valid"]
         loader.report_every_pass = False  # the same dev set every time: report changes only
@@ -418,5 +439,10 @@ class AsrDataModule:
         unreadable audio is still reported and skipped)."""
         a = self.args
         sampler = self._sampler(cuts, shuffle=False, drop_last=False, bucketing=False)
-        ds = AsrDataset(self._require_tokens(), on_the_fly_feats=a.on_the_fly_feats, seed=a.seed)
+        ds = AsrDataset(
+            self._require_tokens(),
+            on_the_fly_feats=a.on_the_fly_feats,
+            seed=a.seed,
+            num_features=self.num_features,
+        )
         return self._loader(ds, sampler, a.num_workers)

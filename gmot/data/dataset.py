@@ -24,6 +24,7 @@ import torch
 
 from gmot.data.filters import cut_text
 from gmot.data.manifests import DropReport
+from gmot.data.pitch import feature_kind
 from gmot.data.seeding import hash_str
 from gmot.data.tokens import TokenTable
 
@@ -50,13 +51,15 @@ class AsrDataset(torch.utils.data.Dataset):
 
     Args:
         tokens: the token table (OOV characters map to ``<unk>``; filter beforehand to drop).
-        on_the_fly_feats: compute fbank from audio (default) or load precomputed features.
+        on_the_fly_feats: compute features from audio (default) or load precomputed ones.
         speed_perturb: factors 0.9/1.1 each with probability 1/3 (train only).
         spec_augment: a lhotse ``SpecAugment`` or None.
         freq_warp: a :class:`gmot.data.augment.FrequencyWarp` (applied before SpecAugment) or
           None.
         cut_mix: a lhotse ``CutMix`` (MUSAN) or None.
         seed: base seed; ``sampler`` (optional) provides ``.epoch`` for the per-batch seed.
+        num_features: 80 (fbank) or 83 (fbank + pitch, :mod:`gmot.data.pitch`): computed on the
+          fly, or the width precomputed features must have (a clear error otherwise).
     """
 
     def __init__(
@@ -70,9 +73,9 @@ class AsrDataset(torch.utils.data.Dataset):
         cut_mix=None,
         seed: int = 42,
         sampler=None,
-        num_mel_bins: int = 80,
+        num_features: int = 80,
     ) -> None:
-        from lhotse import Fbank, FbankConfig
+        from gmot.data.pitch import make_extractor
 
         self.tokens = tokens
         self.on_the_fly_feats = on_the_fly_feats
@@ -82,7 +85,8 @@ class AsrDataset(torch.utils.data.Dataset):
         self.cut_mix = cut_mix
         self.seed = seed
         self.sampler = sampler
-        self.extractor = Fbank(FbankConfig(num_mel_bins=num_mel_bins))
+        self.num_features = num_features
+        self.extractor = make_extractor(num_features)
         self.drops = DropReport("unreadable cuts")
 
     def _batch_seed(self, cuts) -> int:
@@ -125,6 +129,13 @@ class AsrDataset(torch.utils.data.Dataset):
                         "unreadable audio/features", f"{c.id} [{type(e).__name__}: {e}]"[:200]
                     )
                     continue
+                if f.ndim != 2 or f.shape[1] != self.num_features:
+                    raise ValueError(
+                        f"cut {c.id}: features of shape {tuple(f.shape)}, but the model reads "
+                        f"(T, {self.num_features}) ({feature_kind(self.num_features)}); "
+                        "precompute them to match (local/compute_fbank.py --pitch) or use "
+                        "--on-the-fly-feats 1"
+                    )
                 feats.append(torch.as_tensor(f, dtype=torch.float32))
                 kept.append(c)
             if self.drops.total:

@@ -32,8 +32,9 @@ from torch import nn
 
 from gmot.cli import add_lang_dir_argument
 from gmot.data import AsrDataModule
+from gmot.data.pitch import input_dim
 from gmot.data.tokens import TokenTable
-from gmot.decoding.features import FRAME_SHIFT_S, describe_short, too_short
+from gmot.decoding.features import FRAME_SHIFT_S, describe_short, model_num_features, too_short
 from gmot.decoding.methods import (
     METHODS,  # noqa: F401  (public name: every --decoding-method)
     REGISTRY,
@@ -195,6 +196,12 @@ def decode_test_sets(
     decode = decode or decode_dataset
 
     token_table = TokenTable.load(Path(params.lang_dir) / "tokens.txt")
+    # the features the model was trained on (fbank, or fbank + pitch), whatever --pitch says
+    num_features = model_num_features(model)
+    pitch = num_features == input_dim(True)
+    if pitch != bool(getattr(params, "pitch", False)):
+        logging.info("--pitch %d: the checkpoint's model reads %d features", pitch, num_features)
+    params.pitch = pitch
     data_module = AsrDataModule(params)
     for path in params.test_cuts:
         if not Path(path).is_file():

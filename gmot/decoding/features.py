@@ -1,8 +1,9 @@
-"""Audio -> 80-dim log-mel fbank for decoding without manifests (pretrained.py), and the
+"""Audio -> the model's input features for decoding without manifests (pretrained.py), and the
 encoder's minimum input length (decode.py and pretrained.py skip shorter utterances).
 
 Features match the training front end: lhotse ``Fbank`` (80 mel bins, 25 ms window, 10 ms
-shift, no dither, ``snip_edges=False``) on 16 kHz audio.
+shift, no dither, ``snip_edges=False``) on 16 kHz audio, with 3 pitch features appended for a
+model trained with ``--pitch 1`` (``num_features`` 83, :mod:`gmot.data.pitch`).
 """
 
 from __future__ import annotations
@@ -33,10 +34,16 @@ def describe_short(name: str, frames: int, min_frames: int = MIN_ENCODER_FRAMES)
     )
 
 
-def _fbank():
-    from lhotse import Fbank, FbankConfig
-
-    return Fbank(FbankConfig(num_mel_bins=80, sampling_rate=SAMPLING_RATE))
+def model_num_features(model) -> int:
+    """Input features per frame a model reads: its ``model_config`` (a PyTorch model), else its
+    or its encoder's ``num_features`` (an ONNX wrapper); 80 when none says."""
+    cfg = getattr(model, "model_config", None) or {}
+    value = cfg.get("num_features") if isinstance(cfg, dict) else getattr(cfg, "num_features", None)
+    if value is None:
+        value = getattr(model, "num_features", None)
+    if value is None:
+        value = getattr(getattr(model, "encoder", None), "num_features", None)
+    return int(value or 80)
 
 
 def read_wave(path: str | Path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
@@ -65,13 +72,16 @@ def read_wave(path: str | Path, sampling_rate: int = SAMPLING_RATE) -> np.ndarra
 
 
 def compute_fbank(
-    waves: list[np.ndarray], sampling_rate: int = SAMPLING_RATE
+    waves: list[np.ndarray], sampling_rate: int = SAMPLING_RATE, num_features: int = 80
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fbank of each waveform (N_i,) -> zero-padded features (B, T, 80) float32 and lens (B,)."""
+    """Features of each waveform (N_i,) -> zero-padded (B, T, num_features) float32 and lens
+    (B,): 80 = fbank, 83 = fbank + pitch (:func:`model_num_features` gives a model's)."""
+    from gmot.data.pitch import make_extractor
+
     if not waves:
         raise ValueError("compute_fbank got no waveforms")
-    extractor = _fbank()
+    extractor = make_extractor(num_features, sampling_rate)
     feats = [torch.from_numpy(extractor.extract(w, sampling_rate)).float() for w in waves]
     lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
-    padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, 80)
+    padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
     return padded, lens

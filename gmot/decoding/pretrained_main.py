@@ -33,6 +33,7 @@ from gmot.decoding.features import (
     FRAME_SHIFT_S,
     compute_fbank,
     describe_short,
+    model_num_features,
     read_wave,
     too_short,
 )
@@ -87,18 +88,20 @@ def transcribe_files(
     files: Sequence[Path],
     decode: Callable[[torch.Tensor, torch.Tensor], list[list[int]]],
     token_table: TokenTable,
+    num_features: int = 80,
 ) -> tuple[list[str | None], list[str]]:
     """Decode audio files together; files too short for the encoder are left out.
 
     Args:
       files: audio files.
-      decode: features (B, T, 80) float32 and lens (B,) int64 -> token ids per utterance.
+      decode: features (B, T, F) float32 and lens (B,) int64 -> token ids per utterance.
       token_table: maps token ids to text.
+      num_features: F, the model's input features (80 fbank; 83 with pitch).
     Returns:
       (text per file, None for a skipped file; one description per skipped file).
     """
     waves = [read_wave(f) for f in files]
-    feats, lens = compute_fbank(waves)
+    feats, lens = compute_fbank(waves, num_features=num_features)
     short = too_short(lens)
     skipped = [describe_short(str(files[i]), int(lens[i])) for i in short]
     for line in skipped:
@@ -142,7 +145,7 @@ def transcribe(
     def decode(feats: torch.Tensor, lens: torch.Tensor) -> list[list[int]]:
         return decode_batch(model, feats.to(device), lens.to(device), params)
 
-    return transcribe_files(files, decode, token_table)[0]
+    return transcribe_files(files, decode, token_table, model_num_features(model))[0]
 
 
 def stream_partials(
@@ -194,7 +197,7 @@ def transcribe_streaming(
     device = next(model.parameters()).device
     texts: list[str | None] = []
     for f in files:
-        feats, lens = compute_fbank([read_wave(f)])
+        feats, lens = compute_fbank([read_wave(f)], num_features=model_num_features(model))
         if too_short(lens):
             logging.warning("skipping %s", describe_short(str(f), int(lens[0])))
             texts.append(None)

@@ -39,9 +39,12 @@ class OnnxTransducer:
         self.context_size = int(meta["context_size"])
         self.blank_id = int(meta["blank_id"])
         self.vocab_size = int(meta["vocab_size"])
+        dim = self.encoder.get_inputs()[0].shape[-1]  # x: (N, T, F), F fixed at export
+        self.num_features = int(dim) if isinstance(dim, int) else 80
 
     def run_encoder(self, x: np.ndarray, x_lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """x (N, T, 80) float32, x_lens (N,) int64 -> encoder_out (N, T', J), lens (N,)."""
+        """x (N, T, F) float32 (F = ``num_features``), x_lens (N,) int64 -> encoder_out
+        (N, T', J), lens (N,)."""
         out, lens = self.encoder.run(
             None, {"x": x.astype(np.float32), "x_lens": x_lens.astype(np.int64)}
         )

@@ -7,7 +7,8 @@ Usage (from a recipe folder)::
     ./zipformer_gmot/onnx_pretrained.py --encoder enc.onnx --decoder dec.onnx \\
         --joiner join.onnx --tokens data/lang_char/tokens.txt a.wav
 
-Features are computed as in ``pretrained.py`` (16 kHz mono, 80-dim fbank). Prints
+Features are computed as in ``pretrained.py`` (16 kHz mono, 80-dim fbank; 83 with the pitch
+features when the exported encoder reads 83). Prints
 ``<file>: <text>`` per input; a file too short for the encoder (under 9 fbank frames, 0.09 s) is
 printed as ``<file>: [skipped: ...]`` and counted, and the others are decoded as usual.
 
@@ -158,6 +159,6 @@ def main(argv: list[str] | None = None, **defaults) -> list[str | None]:
             return modified_beam_search(search_model, enc_t, lens_t, params.beam_size)
         return model.decode(feats.numpy(), lens.numpy(), params.max_sym_per_frame)
 
-    texts, _ = transcribe_files(params.sound_files, decode, token_table)
+    texts, _ = transcribe_files(params.sound_files, decode, token_table, model.num_features)
     print_transcripts(params.sound_files, texts)
     return texts

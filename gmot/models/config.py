@@ -77,7 +77,11 @@ class ModelConfig:
     sos_eos_id: int = setting(
         1, "Start/end symbol of the attention decoder.", derived="token table (<sos/eos> 1)"
     )
-    num_features: int = setting(80, "Fbank bins of the input.", derived="the data module (80)")
+    num_features: int = setting(
+        80,
+        "Input features per frame (fbank bins, plus pitch features).",
+        derived="the data module: 80, 83 with --pitch 1",
+    )
     encoder: str | dict = setting(
         "medium",
         "Zipformer configuration: tiny, small, medium or large, or a JSON object of "

@@ -250,9 +250,13 @@ def model_config_from_args(args: argparse.Namespace, vocab_size: int) -> dict:
     """The ``model_config`` dict (stored in checkpoints) from the parsed flags.
 
     Built by :func:`gmot.settings.from_flags` from :class:`ModelConfig`'s own flags; the GM-OT
-    adapter is left out (``gmot_plm_dim`` 0) when ``--gmot-loss-scale`` is 0.
+    adapter is left out (``gmot_plm_dim`` 0) when ``--gmot-loss-scale`` is 0; ``num_features``
+    follows the data module's ``--pitch``.
     """
-    cfg = from_flags(ModelConfig, args, vocab_size=vocab_size)
+    from gmot.data.pitch import input_dim
+
+    num_features = input_dim(bool(getattr(args, "pitch", False)))
+    cfg = from_flags(ModelConfig, args, vocab_size=vocab_size, num_features=num_features)
     if args.gmot_loss_scale <= 0:
         cfg = dataclasses.replace(cfg, gmot_plm_dim=0)
     return cfg.to_dict()

@@ -311,6 +311,7 @@ def build_trainables(
 ) -> Trainables:
     """Model (from the flags, or the resume checkpoint's config and weights), averaged model,
     DDP wrapper, optimiser, scheduler and grad scaler (their states restored on a resume)."""
+    from gmot.data.pitch import feature_kind, input_dim
     from gmot.models.asr_model import build_model
     from gmot.optim import Eden, ScaledAdam
     from gmot.training.model_avg import make_averaged_model
@@ -320,6 +321,13 @@ def build_trainables(
     else:
         vocab_size = read_vocab_size(params.lang_dir / "tokens.txt")
         model_config = model_config_from_args(params, vocab_size)
+    want = input_dim(bool(getattr(params, "pitch", False)))
+    if int(model_config.get("num_features", 80)) != want:
+        raise ValueError(
+            f"the checkpoint's model reads {model_config.get('num_features', 80)} features per "
+            f"frame, but --pitch {int(bool(getattr(params, 'pitch', False)))} gives {want} "
+            f"({feature_kind(want)}); resume with the --pitch it was trained with"
+        )
     model = build_model(model_config)
     num_param = sum(p.numel() for p in model.parameters())
     logging.info("model parameters: %d; config: %s", num_param, model_config)

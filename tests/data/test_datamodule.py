@@ -214,3 +214,40 @@ def test_freq_warp_changes_training_features_only(prepared):
     t2 = collect(warped.test_dataloader(warped.test_cuts()))
     assert len(t1) == len(t2) > 0
     assert all(torch.equal(x["features"], y["features"]) for x, y in zip(t1, t2))
+
+
+def test_pitch_appends_three_columns_and_precomputed_width_is_checked(prepared, tmp_path):
+    """--pitch 1: 83 features per frame whose first 80 are the plain fbank; precomputed
+    features of another width stop with the cut's id instead of being skipped as unreadable."""
+    from lhotse import LilcomChunkyWriter
+
+    from gmot.data.pitch import pitch_features
+
+    plain = AsrDataModule(make_args(prepared, enable_spec_aug=False))
+    pitched = AsrDataModule(make_args(prepared, enable_spec_aug=False, pitch=True))
+    assert (plain.num_features, pitched.num_features) == (80, 83)
+    a = collect(plain.test_dataloader(plain.test_cuts()))
+    b = collect(pitched.test_dataloader(pitched.test_cuts()))
+    cut = next(iter(pitched.test_cuts()))
+    for x, y in zip(a, b):
+        assert y["features"].shape == (*x["features"].shape[:2], 83)
+        assert torch.equal(x["feature_lens"], y["feature_lens"])
+        for i, n in enumerate(x["feature_lens"].tolist()):
+            assert torch.allclose(x["features"][i, :n], y["features"][i, :n, :80], atol=1e-5)
+    # the first test cut's pitch columns are pitch_features of its audio
+    i = b[0]["cut_ids"].index(cut.id)
+    n = int(b[0]["feature_lens"][i])
+    expected = pitch_features(cut.load_audio()[0], cut.sampling_rate, n)
+    np.testing.assert_allclose(b[0]["features"][i, :n, 80:].numpy(), expected, atol=1e-5)
+
+    # fbank precomputed without pitch, read by a --pitch 1 data module: a clear error
+    from lhotse import Fbank, FbankConfig
+
+    cuts = pitched.test_cuts().subset(first=2).to_eager()
+    cuts = cuts.compute_and_store_features(
+        Fbank(FbankConfig(num_mel_bins=80)), tmp_path / "feats", storage_type=LilcomChunkyWriter
+    )
+    args = make_args(prepared, enable_spec_aug=False, pitch=True, on_the_fly_feats=False)
+    dm = AsrDataModule(args)
+    with pytest.raises(ValueError, match=f"cut {cuts[0].id}: features of shape .*, 80\\)"):
+        collect(dm.test_dataloader(cuts))

@@ -96,6 +96,32 @@ def test_decode_main_end_to_end(corpus, monkeypatch, method):
         assert any(hyps)
 
 
+def test_decode_main_computes_the_features_the_checkpoint_was_trained_on(corpus, monkeypatch):
+    """A model trained with --pitch 1 reads 83 features: decoding computes fbank + pitch on the
+    fly without being told (a model of 83 inputs fed 80 would fail), and its hypotheses equal
+    decoding fbank + pitch computed directly."""
+    tmp_path, manifest, lang = corpus
+    model = TinyAsr(num_features=83).eval()
+    monkeypatch.setattr(decode_main, "load_model", lambda p, d: (model, {}, "epoch-1-avg-1"))
+    exp = tmp_path / "exp"
+    argv = ["--exp-dir", str(exp), "--lang-dir", str(lang), "--test-cuts", str(manifest)]
+    argv += ["--decoding-method", "greedy_search", "--device", "cpu", "--num-workers", "0"]
+    decode_main.main(argv)
+    recogs = next((exp / "greedy_search").glob("recogs-test-*")).read_text().splitlines()
+    hyps = [line.split("hyp=", 1)[1] for line in recogs if "\thyp=" in line]
+    table = TokenTable.load(lang / "tokens.txt")
+    waves = [read_wave(tmp_path / f"u{i}.wav") for i in range(3)]
+    feats, lens = compute_fbank(waves, num_features=83)
+    assert feats.shape[-1] == 83
+    with torch.no_grad():
+        enc, enc_lens = model.forward_encoder(feats, lens)
+    assert hyps == [table.decode(h) for h in greedy_search_batch(model, enc, enc_lens)]
+
+    monkeypatch.setattr(pretrained_main, "load_model", lambda p, d: (model, {}, "x"))
+    argv = ["--checkpoint", "unused.pt", "--tokens", str(lang / "tokens.txt"), "--device", "cpu"]
+    assert len(pretrained_main.main(argv + [str(tmp_path / "u0.wav")])) == 1
+
+
 def test_decode_batch_rescoring_prefers_scorer():
     model = TinyAsr().eval()
     feats, lens = torch.randn(1, 91, 80), torch.tensor([91])

@@ -71,13 +71,15 @@ class LengthScorer:
 
 
 class TinyAsr(nn.Module):
-    """AsrModel's decoding interface: forward_encoder (80-dim fbank, 2x subsampling), a
-    transducer head, a CTC head (ctc_output -> log-probs) and an attention scorer."""
+    """AsrModel's decoding interface: forward_encoder (``num_features``-dim input, 80 = fbank,
+    2x subsampling), a transducer head, a CTC head (ctc_output -> log-probs) and an attention
+    scorer; ``model_config`` holds ``num_features`` as a checkpoint's does."""
 
-    def __init__(self, vocab_size: int = 7, dim: int = 6):
+    def __init__(self, vocab_size: int = 7, dim: int = 6, num_features: int = 80):
         super().__init__()
         torch.manual_seed(0)
-        self.enc = nn.Linear(80, dim)
+        self.model_config = {"num_features": num_features}
+        self.enc = nn.Linear(num_features, dim)
         self.norm = nn.LayerNorm(dim)
         head = TinyTransducer(vocab_size=vocab_size, encoder_dim=dim)
         self.decoder, self.joiner = head.decoder, head.joiner

@@ -76,3 +76,23 @@ def test_old_empty_marker_is_reused_with_a_warning(tmp_path):
     r = _run(d, stub, "--dl-dir", str(corpus), "--stage", "2", "--stop-stage", "2")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "records no options" in r.stdout and "exists, skipping" in r.stdout
+
+
+def test_pitch_features_are_recorded_and_not_reused_for_plain_fbank(tmp_path):
+    """--compute-fbank true --pitch true stores 83 features per frame and says so in the stage-3
+    marker; asking for plain fbank afterwards stops instead of reusing them."""
+    from lhotse import load_manifest
+
+    corpus = tmp_path / "corpus"
+    _make_aishell(corpus)
+    d = _recipe_copy(tmp_path, "aishell")
+    stub = _stub_python(tmp_path)
+    base = ("--dl-dir", str(corpus), "--stop-stage", "3", "--compute-fbank", "true")
+    r = _run(d, stub, *base, "--pitch", "true")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (d / "data/fbank/.done").read_text().startswith("pitch=true ")
+    cut = next(iter(load_manifest(d / "data/fbank/aishell_cuts_dev.jsonl.gz")))
+    assert cut.features.num_features == 83 and cut.features.type == "gmot-fbank-pitch"
+    r = _run(d, stub, *base)
+    assert r.returncode != 0
+    assert "data/fbank/.done was made with 'pitch=true" in r.stdout

@@ -140,3 +140,20 @@ def test_epoch_without_batches_is_reported(tmp_path):
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "epoch 1 produced no training batch" in r.stdout + r.stderr
+
+
+def test_pitch_model_trains_and_refuses_a_resume_without_pitch(tmp_path):
+    """--pitch 1: the checkpoint's model reads 83 features; resuming it with fbank alone stops
+    with a message naming --pitch instead of failing inside the encoder."""
+    import torch
+
+    corpus = make_corpus(tmp_path / "corpus")
+    env = _single_process_env()
+    run = dict(capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    r = subprocess.run(command(tmp_path, corpus, "--num-epochs", "1", "--pitch", "1"), **run)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "exp" / "epoch-1.pt", map_location="cpu", weights_only=False)
+    assert ckpt["model_config"]["num_features"] == 83
+    r = subprocess.run(command(tmp_path, corpus, "--num-epochs", "2", "--start-epoch", "2"), **run)
+    assert r.returncode != 0
+    assert "reads 83 features per frame, but --pitch 0 gives 80" in r.stdout + r.stderr

@@ -17,11 +17,12 @@ corpus_layout=aishell  # how stage 1 reads the corpus: gmot/data/layouts/aishell
 dl_dir=download
 bpe_vocab_size=0
 compute_fbank=false
+pitch=false  # true: fbank + 3 pitch features (stage 3; train with --pitch 1)
 musan_dir=download/musan
 plm_model=bert-base-chinese
 plm_layer=-1
 force=false
-_gmot_known="stage stop_stage dl_dir bpe_vocab_size compute_fbank musan_dir plm_model plm_layer force"
+_gmot_known="stage stop_stage dl_dir bpe_vocab_size compute_fbank pitch musan_dir plm_model plm_layer force"
 . local/parse_options.sh || exit 1
 
 . local/prepare_common.sh

@@ -29,11 +29,12 @@ seed=42
 num_jobs=$(local/idle_cores.sh --cores)  # all usable cores (nproc would obey OMP_NUM_THREADS)
 bpe_vocab_size=0
 compute_fbank=false
+pitch=false  # true: fbank + 3 pitch features (stage 3; train with --pitch 1)
 musan_dir=download/musan
 plm_model=""
 plm_layer=-1
 force=false
-_gmot_known="stage stop_stage dl_dir num_train num_dev num_test utts_per_speaker max_level held_sentences held_variants text_flatten text_backoff coverage_target seed num_jobs bpe_vocab_size compute_fbank musan_dir plm_model plm_layer force"
+_gmot_known="stage stop_stage dl_dir num_train num_dev num_test utts_per_speaker max_level held_sentences held_variants text_flatten text_backoff coverage_target seed num_jobs bpe_vocab_size compute_fbank pitch musan_dir plm_model plm_layer force"
 . local/parse_options.sh || exit 1
 
 . local/prepare_common.sh

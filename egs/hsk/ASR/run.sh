@@ -7,6 +7,9 @@
 #   ./run.sh --stage 1 --gmot-loss-scale 0 --exp-dir zipformer_gmot/exp_nogmot   # the baseline
 #   ./run.sh --stage 1 --train-args "--gmot-alpha 0"                   # re-train only, WD-only OT
 #   ./run.sh --preset long                     # 12 epochs, exp dir exp_long (test CER 14.9, RESULTS.md)
+#   ./run.sh --pitch true --exp-dir zipformer_gmot/exp_pitch   # fbank + 3 pitch features (no gain
+#        measured, RESULTS.md); over an existing data/fbank: ./prepare.sh --compute-fbank true
+#        --pitch true --force true first
 #
 # The defaults are chosen for a 2-core CPU and about 13 minutes of training (4 epochs, about
 # 1380 updates; the whole demo takes about 15 minutes; --num-epochs 5 lowers the test CER by about
@@ -27,6 +30,7 @@ exp_dir=zipformer_gmot/exp
 encoder_config=tiny
 input_norm=utterance
 freq_pool=1
+pitch=false
 decoder_dim=256
 joiner_dim=256
 num_epochs=4
@@ -64,7 +68,7 @@ case "$preset" in
   long) num_epochs=12; avg=4; lr_epochs=3; exp_dir=zipformer_gmot/exp_long ;;
   *) echo "$0: unknown --preset '$preset' (known: default, long)" >&2; exit 1 ;;
 esac
-_gmot_known="preset stage stop_stage exp_dir encoder_config input_norm freq_pool decoder_dim joiner_dim num_epochs avg max_duration num_buckets spec_aug max_level ref_duration base_lr lr_batches lr_epochs seed num_workers ctc_loss_scale gmot_loss_scale gmot_alpha gmot_epsilon gmot_layer gmot_center_plm methods train_args"
+_gmot_known="preset stage stop_stage exp_dir encoder_config input_norm freq_pool pitch decoder_dim joiner_dim num_epochs avg max_duration num_buckets spec_aug max_level ref_duration base_lr lr_batches lr_epochs seed num_workers ctc_loss_scale gmot_loss_scale gmot_alpha gmot_epsilon gmot_layer gmot_center_plm methods train_args"
 . local/parse_options.sh || exit 1
 
 if [ -z "${PYTHON:-}" ] && [ -x ../../../.venv/bin/python ]; then PYTHON=../../../.venv/bin/python; fi
@@ -85,7 +89,7 @@ t0=$(date +%s)
 
 if want 0; then
   log "Stage 0: ./prepare.sh"
-  ./prepare.sh --max-level "$max_level" --compute-fbank true
+  ./prepare.sh --max-level "$max_level" --compute-fbank true --pitch "$pitch"
 fi
 
 # The encoder: a named Zipformer config with --input-norm and --freq-pool applied (a JSON
@@ -105,7 +109,7 @@ if want 1; then
     --max-duration "$max_duration" --num-buckets "$num_buckets" --drop-last 0 \
     --enable-spec-aug "$spec_aug" --ref-duration "$ref_duration" --base-lr "$base_lr" \
     --lr-batches "$lr_batches" --lr-epochs "$lr_epochs" --seed "$seed" --num-workers "$num_workers" \
-    --on-the-fly-feats 0 --manifest-dir data/fbank --use-ctc 1 --ctc-loss-scale "$ctc_loss_scale" \
+    --on-the-fly-feats 0 --manifest-dir data/fbank --pitch "$pitch" --use-ctc 1 --ctc-loss-scale "$ctc_loss_scale" \
     --gmot-loss-scale "$gmot_loss_scale" --gmot-alpha "$gmot_alpha" --gmot-center-plm "$gmot_center_plm" \
     --gmot-epsilon "$gmot_epsilon" --gmot-layer "$gmot_layer" --gmot-plm-dim "$plm_dim" \
     --warm-step 200 --average-period 10 --valid-interval 0 --log-interval 20 \
