@@ -193,7 +193,7 @@ def export_transducer_onnx(
     out_dir: str | Path,
     suffix: str = "",
     opset: int = 17,
-    num_features: int = 80,
+    num_features: int | None = None,
     example_frames: int = 100,
 ) -> dict[str, Path]:
     """Write ``encoder{-suffix}.onnx``, ``decoder...``, ``joiner...`` to ``out_dir``.
@@ -203,12 +203,17 @@ def export_transducer_onnx(
       out_dir: output directory (created).
       suffix: appended to the file stems, e.g. ``epoch-30-avg-9``.
       opset: ONNX opset.
-      num_features: feature dimension of the encoder input.
+      num_features: feature dimension of the encoder input (None: the model's own, 80 for
+        fbank, 83 for a model trained with pitch features).
       example_frames: frames of the tracing example (must survive the encoder's subsampling).
 
     Returns:
       {"encoder": path, "decoder": path, "joiner": path}.
     """
+    from gmot.decoding.features import model_num_features
+
+    if num_features is None:
+        num_features = model_num_features(model)
     model = prepare_for_export(model)
     paths = _paths(out_dir, suffix)
     x = torch.randn(2, example_frames, num_features)

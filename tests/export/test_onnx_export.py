@@ -13,9 +13,10 @@ pytest.importorskip("onnxruntime")
 class TinyAsr(nn.Module):
     """Linear "encoder" with 2x subsampling + transducer head; AsrModel's decoding interface."""
 
-    def __init__(self, vocab_size=9, dim=16):
+    def __init__(self, vocab_size=9, dim=16, num_features=80):
         super().__init__()
-        self.enc = nn.Linear(80, dim)
+        self.model_config = {"num_features": num_features}  # as AsrModel's checkpoint form
+        self.enc = nn.Linear(num_features, dim)
         self.decoder = Decoder(vocab_size, 12, 0, 2)
         self.joiner = Joiner(dim, 12, 20, vocab_size)
 
@@ -32,12 +33,24 @@ def _model():
     return model
 
 
+def test_onnx_reports_the_feature_width_it_was_exported_with(tmp_path):
+    """An encoder exported for fbank + pitch (83 inputs): the ONNX transcriber computes 83."""
+    from gmot.decoding.features import model_num_features
+
+    torch.manual_seed(0)
+    model = TinyAsr(num_features=83).eval()
+    paths = export_transducer_onnx(model, tmp_path, suffix="p")
+    ort_model = OnnxTransducer(paths["encoder"], paths["decoder"], paths["joiner"])
+    assert ort_model.num_features == 83 and model_num_features(ort_model) == 83
+
+
 def test_onnx_matches_pytorch(tmp_path):
     model = _model()
     paths = export_transducer_onnx(model, tmp_path, suffix="epoch-1-avg-1")
     assert paths["encoder"].name == "encoder-epoch-1-avg-1.onnx"
     ort_model = OnnxTransducer(paths["encoder"], paths["decoder"], paths["joiner"])
     assert (ort_model.context_size, ort_model.blank_id, ort_model.vocab_size) == (2, 0, 9)
+    assert ort_model.num_features == 80  # read from the encoder graph's input (N, T, F)
 
     g = torch.Generator().manual_seed(1)
     x = torch.randn(3, 57, 80, generator=g)  # other N and T than the tracing example
