@@ -37,8 +37,8 @@ def describe_short(name: str, frames: int, min_frames: int = MIN_ENCODER_FRAMES)
 def model_num_features(model) -> int:
     """Input features per frame a model reads: its ``model_config`` (a PyTorch model), else its
     or its encoder's ``num_features`` (an ONNX wrapper); 80 when none says."""
-    cfg = getattr(model, "model_config", None) or {}
-    value = cfg.get("num_features") if isinstance(cfg, dict) else getattr(cfg, "num_features", None)
+    cfg = getattr(model, "model_config", None)  # AsrModel: the checkpoint's dict
+    value = cfg.get("num_features") if isinstance(cfg, dict) else None
     if value is None:
         value = getattr(model, "num_features", None)
     if value is None:

@@ -318,16 +318,18 @@ def build_trainables(
 
     if resume is not None:
         model_config = resume["model_config"]
+        # a new model takes its width from --pitch (model_config_from_args); a resumed one has
+        # its own, which the data module's features must match
+        want = input_dim(bool(getattr(params, "pitch", False)))
+        if int(model_config.get("num_features", 80)) != want:
+            raise ValueError(
+                f"the checkpoint's model reads {model_config.get('num_features', 80)} features "
+                f"per frame, but --pitch {int(bool(getattr(params, 'pitch', False)))} gives "
+                f"{want} ({feature_kind(want)}); resume with the --pitch it was trained with"
+            )
     else:
         vocab_size = read_vocab_size(params.lang_dir / "tokens.txt")
         model_config = model_config_from_args(params, vocab_size)
-    want = input_dim(bool(getattr(params, "pitch", False)))
-    if int(model_config.get("num_features", 80)) != want:
-        raise ValueError(
-            f"the checkpoint's model reads {model_config.get('num_features', 80)} features per "
-            f"frame, but --pitch {int(bool(getattr(params, 'pitch', False)))} gives {want} "
-            f"({feature_kind(want)}); resume with the --pitch it was trained with"
-        )
     model = build_model(model_config)
     num_param = sum(p.numel() for p in model.parameters())
     logging.info("model parameters: %d; config: %s", num_param, model_config)
