@@ -254,6 +254,7 @@ def main(argv: list[str] | None = None, **defaults) -> dict[str, float]:
     get_method(params.decoding_method).check_available()  # fail before loading anything
     params.test_cuts = cut_paths_to_decode(params)
     model, _, suffix = load_model(params, torch.device(params.device))
+    get_method(params.decoding_method).check_model(model, params)  # before any test set
     # a causal model: simulated streaming, its chunk and left context named in the files
     suffix += apply_chunk_flags(
         model, params.chunk_size, params.left_context_frames, checkpoint_description(params)

@@ -51,6 +51,9 @@ class DecodingMethod:
         raises with an explanation when it is missing.
       uses_blank_penalty: the search honours ``--blank-penalty`` (named in the result files
         when not 0; other methods refuse a non-zero value).
+      uses_ctc_weight: the search honours ``--ctc-weight`` (joint CTC / transducer scoring;
+        named in the result files when not 0, needs the CTC head then; other methods refuse a
+        non-zero value).
     """
 
     name: str
@@ -60,22 +63,38 @@ class DecodingMethod:
     setting_options: tuple[str, ...] = ()
     requires: Callable[[], object] | None = None
     uses_blank_penalty: bool = False
+    uses_ctc_weight: bool = False
 
     def setting_name(self, params: argparse.Namespace) -> str:
         """``greedy_search_max_sym_per_frame_1``: the method and its naming options' values."""
         name = self.name + "".join(f"_{o}_{getattr(params, o)}" for o in self.setting_options)
-        if _blank_penalty(params):
-            if not self.uses_blank_penalty:
+        # options named only when not 0, refused by the methods that ignore them
+        for key, value, used, where in (
+            (
+                "blank_penalty",
+                _blank_penalty(params),
+                self.uses_blank_penalty,
+                " (and its rescoring)",
+            ),
+            ("ctc_weight", _ctc_weight(params), self.uses_ctc_weight, ""),
+        ):
+            if not value:
+                continue
+            if not used:
                 raise ValueError(
-                    f"--blank-penalty applies to greedy_search and modified_beam_search "
-                    f"(and its rescoring), not to --decoding-method {self.name}"
+                    f"--{key.replace('_', '-')} applies to greedy_search and modified_beam_search"
+                    f"{where}, not to --decoding-method {self.name}"
                 )
-            name += f"_blank_penalty_{_blank_penalty(params)}"
+            name += f"_{key}_{value}"
         return name
 
-    def check_model(self, model: nn.Module) -> None:
-        """Raise ValueError when ``model`` lacks a head this method needs."""
-        for head in self.heads:
+    def check_model(self, model: nn.Module, params: argparse.Namespace | None = None) -> None:
+        """Raise ValueError when ``model`` lacks a head this method (with ``params``' options:
+        a non-zero ``--ctc-weight`` needs the CTC head) needs."""
+        heads = self.heads
+        if params is not None and self.uses_ctc_weight and _ctc_weight(params):
+            heads = (*heads, "ctc")
+        for head in heads:
             attrs, what = HEADS[head]
             # decode_batch takes any model with forward_encoder (a transducer-only model may have
             # no ctc_output / attention_decoder attribute at all), hence getattr
@@ -93,8 +112,23 @@ def _blank_penalty(p: argparse.Namespace) -> float:
     return float(getattr(p, "blank_penalty", 0.0))
 
 
+def _ctc_weight(p: argparse.Namespace) -> float:
+    w = float(getattr(p, "ctc_weight", 0.0))
+    if w < 0:
+        raise ValueError(f"--ctc-weight must be >= 0, got {w}")
+    return w
+
+
+def _ctc_scores(model, enc, p) -> torch.Tensor | None:
+    """(B, T, V) CTC log-probabilities times ``--ctc-weight`` (None when it is 0)."""
+    w = _ctc_weight(p)
+    return None if w == 0 else w * model.ctc_output(enc)
+
+
 def _greedy(model, enc, lens, p):
-    return greedy_search_batch(model, enc, lens, p.max_sym_per_frame, _blank_penalty(p))
+    return greedy_search_batch(
+        model, enc, lens, p.max_sym_per_frame, _blank_penalty(p), _ctc_scores(model, enc, p)
+    )
 
 
 def _beam(model, enc, lens, p):
@@ -102,7 +136,14 @@ def _beam(model, enc, lens, p):
 
 
 def _modified_beam(model, enc, lens, p):
-    return modified_beam_search(model, enc, lens, p.beam_size, blank_penalty=_blank_penalty(p))
+    return modified_beam_search(
+        model,
+        enc,
+        lens,
+        p.beam_size,
+        blank_penalty=_blank_penalty(p),
+        ctc_scores=_ctc_scores(model, enc, p),
+    )
 
 
 def _fast_beam(model, enc, lens, p):
@@ -150,6 +191,7 @@ _ENTRIES = (
         _greedy,
         ("max_sym_per_frame",),
         uses_blank_penalty=True,
+        uses_ctc_weight=True,
     ),
     DecodingMethod(
         "beam_search",
@@ -166,6 +208,7 @@ _ENTRIES = (
         _modified_beam,
         ("beam_size",),
         uses_blank_penalty=True,
+        uses_ctc_weight=True,
     ),
     DecodingMethod(
         "fast_beam_search",
@@ -269,6 +312,15 @@ def add_decoding_method_arguments(parser) -> None:
         help="Most symbols per frame for greedy_search (beam_search uses max(this, 3)).",
     )
     add_blank_penalty_argument(parser)
+    parser.add_argument(
+        "--ctc-weight",
+        type=float,
+        default=0.0,
+        help="greedy_search and modified_beam_search: add this weight times the CTC head's "
+        "log-probabilities to the transducer's on every frame (joint scoring; needs a model "
+        "trained with --use-ctc 1). 0: the transducer alone. Named in the result files when "
+        "not 0.",
+    )
     parser.add_argument("--beam", type=float, default=20.0, help="fast_beam_search: log-prob beam.")
     parser.add_argument("--max-contexts", type=int, default=8, help="fast_beam_search: contexts.")
     parser.add_argument("--max-states", type=int, default=64, help="fast_beam_search: states.")
@@ -303,6 +355,6 @@ def decode_batch(
       method needs.
     """
     method = get_method(params.decoding_method)
-    method.check_model(model)
+    method.check_model(model, params)
     encoder_out, encoder_out_lens = model.forward_encoder(features, feature_lens)
     return method.search(model, encoder_out, encoder_out_lens, params)

@@ -355,6 +355,9 @@ def build_trainables(
         params.lr_epochs,
         warmup_batches=params.warmup_batches,
         warmup_start=params.warmup_start,
+        cooldown_epochs=params.lr_cooldown_epochs,
+        num_epochs=params.num_epochs,
+        cooldown_final=params.lr_cooldown_final,
     )
     scaler = None
     if params.use_fp16:

@@ -210,3 +210,29 @@ def test_test_cuts_default_to_the_corpus_dev_and_test_sets(tmp_path):
     assert decode_main.cut_paths_to_decode(given) == [Path("a_cuts_x.jsonl.gz")]
     with pytest.raises(ValueError, match="--test-cuts.*--corpus"):
         decode_main.cut_paths_to_decode(decode_main.get_parser().parse_args([]))
+
+
+def test_decode_main_joint_ctc_greedy_search(corpus, monkeypatch):
+    """--ctc-weight: the result files name it and the hyps are greedy search with the CTC head's
+    weighted log-probabilities added (as computed directly on the audio)."""
+    tmp_path, manifest, lang = corpus
+    model = TinyAsr().eval()
+    monkeypatch.setattr(decode_main, "load_model", lambda p, d: (model, {}, "epoch-3-avg-1"))
+    exp = tmp_path / "exp"
+    args = ["--exp-dir", str(exp), "--lang-dir", str(lang), "--test-cuts", str(manifest)]
+    args += ["--device", "cpu", "--max-duration", "1.0", "--num-workers", "0", "--ctc-weight"]
+    decode_main.main([*args, "1.5"])
+    recogs = exp / "greedy_search"
+    path = recogs / "recogs-test-greedy_search_max_sym_per_frame_1_ctc_weight_1.5-epoch-3-avg-1.txt"
+    hyps = [line.split("hyp=", 1)[1] for line in path.read_text().splitlines() if "hyp=" in line]
+    table = TokenTable.load(lang / "tokens.txt")
+    feats, lens = compute_fbank([read_wave(tmp_path / f"u{i}.wav") for i in range(3)])
+    with torch.no_grad():
+        enc, enc_lens = model.forward_encoder(feats, lens)
+        scores = 1.5 * model.ctc_output(enc)
+    direct = [table.decode(h) for h in greedy_search_batch(model, enc, enc_lens, 1, 0.0, scores)]
+    assert hyps == direct
+    # a model without a CTC head is refused before any test set is decoded
+    model.ctc_output = None
+    with pytest.raises(ValueError, match="needs a model with a CTC head"):
+        decode_main.main([*args, "1.5"])

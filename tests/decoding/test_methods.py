@@ -138,3 +138,35 @@ def test_blank_penalty_names_the_results_and_is_refused_where_unused():
     for name in ("beam_search", "ctc_greedy_search"):
         with pytest.raises(ValueError, match="--blank-penalty applies to"):
             get_method(name).setting_name(p)
+
+
+def test_ctc_weight_names_the_results_needs_the_ctc_head_and_is_refused_where_unused():
+    from gmot.decoding.methods import add_decoding_method_arguments
+
+    parser = argparse.ArgumentParser()
+    add_decoding_method_arguments(parser)
+    p = parser.parse_args(["--ctc-weight", "1.5"])
+    assert get_method("greedy_search").setting_name(p) == (
+        "greedy_search_max_sym_per_frame_1_ctc_weight_1.5"
+    )
+    assert get_method("modified_beam_search").setting_name(p) == (
+        "modified_beam_search_beam_size_4_ctc_weight_1.5"
+    )
+    for name in ("beam_search", "ctc_greedy_search", "fast_beam_search"):
+        with pytest.raises(ValueError, match="--ctc-weight applies to"):
+            get_method(name).setting_name(p)
+
+    class TransducerOnly:
+        decoder = joiner = object()
+        ctc_output = None
+
+        def forward_encoder(self, x, x_lens):
+            raise AssertionError("the encoder must not run")
+
+    get_method("greedy_search").check_model(TransducerOnly(), parser.parse_args([]))
+    for name in ("greedy_search", "modified_beam_search"):
+        p.decoding_method = name
+        with pytest.raises(ValueError, match="needs a model with a CTC head"):
+            decode_batch(TransducerOnly(), None, None, p)
+    with pytest.raises(ValueError, match="--ctc-weight must be >= 0"):
+        get_method("greedy_search").setting_name(parser.parse_args(["--ctc-weight", "-1"]))

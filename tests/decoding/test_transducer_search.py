@@ -196,3 +196,62 @@ def test_blank_penalty_equals_a_lower_blank_bias(tiny, penalty):
     restored = greedy_search_batch(quiet, enc, lens, blank_penalty=3.0)
     assert restored == greedy_search_batch(tiny, enc, lens)
     assert sum(map(len, greedy_search_batch(quiet, enc, lens))) < sum(map(len, restored))
+
+
+def _ctc_spikes(B, T, V, spikes, blank=0, seed=0):
+    """(B, T, V) CTC log-probabilities: blank everywhere except ``spikes[b] = {t: token}``."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(B, T, V, generator=g)
+    logits[..., blank] += 8.0
+    for b, frames in enumerate(spikes):
+        for t, tok in frames.items():
+            logits[b, t, tok] += 16.0
+    return logits.log_softmax(-1)
+
+
+def test_joint_ctc_scoring_follows_a_confident_ctc_head(tiny):
+    """With a large weight the frame decisions are the CTC head's: its spikes come out in order,
+    repeated tokens included, whatever the transducer says."""
+    enc, lens = _random_batch(seed=4)
+    V = tiny.decoder.vocab_size
+    spikes = [{1: 3, 4: 3, 7: 2}, {0: 1, 2: 1}, {5: 4, 6: 3}]
+    ctc = _ctc_spikes(3, enc.shape[1], V, spikes)
+    want = [[3, 3, 2], [1, 1], [4, 3]]
+    assert greedy_search_batch(tiny, enc, lens, 1, ctc_scores=50.0 * ctc) == want
+    assert greedy_search(tiny, enc, lens, 1, ctc_scores=50.0 * ctc) == want
+    assert modified_beam_search(tiny, enc, lens, 3, ctc_scores=50.0 * ctc) == want
+    # weight 0 is the transducer alone
+    zero = torch.zeros_like(ctc)
+    assert greedy_search_batch(tiny, enc, lens, 1, ctc_scores=zero) == greedy_search_batch(
+        tiny, enc, lens, 1
+    )
+
+
+def test_joint_ctc_scoring_is_the_argmax_of_the_summed_log_probs(tiny):
+    """Recompute each frame's decision by hand: argmax of log_softmax(joiner) + ctc_scores."""
+    enc, lens = _random_batch(seed=5)
+    V = tiny.decoder.vocab_size
+    g = torch.Generator().manual_seed(7)
+    scores = 0.8 * torch.randn(3, enc.shape[1], V, generator=g).log_softmax(-1)
+    got = greedy_search_batch(tiny, enc, lens, 1, ctc_scores=scores)
+    c, blank = tiny.decoder.context_size, tiny.decoder.blank_id
+    for b in range(3):
+        ys = [blank] * c
+        for t in range(int(lens[b])):
+            dec = tiny.decoder(torch.tensor([ys[-c:]]), need_pad=False)[:, -1]
+            logits = tiny.joiner(enc[b : b + 1, t], dec)  # projects both inputs
+            tok = int((logits.log_softmax(-1)[0] + scores[b, t]).argmax())
+            if tok != blank:
+                ys.append(tok)
+        assert got[b] == ys[c:], b
+    assert got == greedy_search(tiny, enc, lens, 1, ctc_scores=scores)
+    # beam 1 of the modified beam search is greedy search, with joint scoring too
+    assert modified_beam_search(tiny, enc, lens, 1, ctc_scores=scores) == got
+
+
+def test_joint_ctc_scoring_checks_the_shape(tiny):
+    enc, lens = _random_batch()
+    with pytest.raises(ValueError, match="ctc_scores must be"):
+        greedy_search_batch(tiny, enc, lens, ctc_scores=torch.zeros(2, enc.shape[1], 5))
+    with pytest.raises(ValueError, match="ctc_scores must be"):
+        modified_beam_search(tiny, enc, lens, 2, ctc_scores=torch.zeros(3, 2, 5))

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 from make_cuts import PLM_DIM, make_corpus  # noqa: E402
 
@@ -111,17 +113,29 @@ def test_recipe_train_end_to_end(tmp_path):
     for head in ("simple", "pruned", "ctc"):
         assert any(ln.split()[:2] == [head, "own"] and "other/own" in ln
                    for ln in r.stdout.splitlines()), r.stdout  # fmt: skip
-    # resume at the next epoch
+    # resume at the next epoch, with a one-epoch lr cooldown (the options of this run apply)
     r = subprocess.run(
-        command(tmp_path, corpus, "--num-epochs", "3", "--start-epoch", "3"),
+        command(tmp_path, corpus, "--num-epochs", "3", "--start-epoch", "3",
+                "--lr-cooldown-epochs", "1"),
         capture_output=True,
         text=True,
         timeout=300,
         env=env,
         cwd=tmp_path,
-    )
+    )  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert (exp / "epoch-3.pt").is_file()
+    from gmot.optim import eden_lr
+
+    ck3 = load_checkpoint(exp / "epoch-3.pt")
+    sched = ck3["scheduler"]
+    assert sched["cooldown_epochs"] == 1.0 and sched["epoch"] == 2
+    per_epoch = sched["epoch_start_batch"] / 2  # batches of epochs 1-2
+    done = (sched["batch"] - sched["epoch_start_batch"]) / per_epoch  # share of epoch 3 done
+    eden = eden_lr(0.05, sched["batch"], 2, sched["lr_batches"], sched["lr_epochs"],
+                   sched["warmup_batches"], sched["warmup_start"])  # fmt: skip
+    lr = ck3["optimizer"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(eden * max(0.0, 1.0 - done), abs=1e-9), (lr, eden, done)
 
 
 def test_epoch_without_batches_is_reported(tmp_path):

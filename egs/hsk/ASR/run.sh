@@ -18,7 +18,9 @@
 # normalised per utterance in the model (--input-norm utterance), small
 # batches (--max-duration 50), CTC beside the transducer (scale 1.0), base lr 0.07 and the
 # Zipformer's schedules on a 1-second clock (--ref-duration 1) so that its warm-up regularisers
-# are done within the first few hundred updates (RESULTS.md has the measurements).
+# are done within the first few hundred updates (RESULTS.md has the measurements). Decoding uses
+# the running average over the last epoch (--avg 1 --use-averaged-model 1) and decodes the
+# transducer searches twice: alone and with the CTC head's scores added (--ctc-weight 1.5).
 # Stages: 0 prepare.sh | 1 train | 2 decode (greedy_search, modified_beam_search) | 3 summary.
 # Every option: ./run.sh --help. See RESULTS.md for measured CERs and times.
 set -eou pipefail
@@ -34,7 +36,7 @@ pitch=false
 decoder_dim=256
 joiner_dim=256
 num_epochs=4
-avg=2
+avg=1
 max_duration=50
 num_buckets=10
 spec_aug=0
@@ -52,6 +54,10 @@ gmot_epsilon=0.1
 gmot_layer=-1
 gmot_center_plm=1
 methods="greedy_search modified_beam_search ctc_greedy_search"
+# Joint CTC / transducer scoring (decode.py --ctc-weight): greedy_search and modified_beam_search
+# are decoded a second time with this weight times the CTC head's log-probabilities added on
+# every frame (0: not at all). 1.5 was chosen on dev (RESULTS.md, "Joint CTC / transducer").
+ctc_weight=1.5
 train_args=""
 # --preset long: three times the updates (12 epochs, about an hour on 2 cores) with a slower
 # learning-rate decay over epochs and more checkpoints averaged. A preset only changes defaults:
@@ -68,7 +74,7 @@ case "$preset" in
   long) num_epochs=12; avg=4; lr_epochs=3; exp_dir=zipformer_gmot/exp_long ;;
   *) echo "$0: unknown --preset '$preset' (known: default, long)" >&2; exit 1 ;;
 esac
-_gmot_known="preset stage stop_stage exp_dir encoder_config input_norm freq_pool pitch decoder_dim joiner_dim num_epochs avg max_duration num_buckets spec_aug max_level ref_duration base_lr lr_batches lr_epochs seed num_workers ctc_loss_scale gmot_loss_scale gmot_alpha gmot_epsilon gmot_layer gmot_center_plm methods train_args"
+_gmot_known="preset stage stop_stage exp_dir encoder_config input_norm freq_pool pitch decoder_dim joiner_dim num_epochs avg max_duration num_buckets spec_aug max_level ref_duration base_lr lr_batches lr_epochs seed num_workers ctc_loss_scale gmot_loss_scale gmot_alpha gmot_epsilon gmot_layer gmot_center_plm methods ctc_weight train_args"
 . local/parse_options.sh || exit 1
 
 if [ -z "${PYTHON:-}" ] && [ -x ../../../.venv/bin/python ]; then PYTHON=../../../.venv/bin/python; fi
@@ -118,10 +124,18 @@ fi
 
 if want 2; then
   for m in $methods; do
-    log "Stage 2: decode dev and test with $m (epoch $num_epochs, avg $avg, averaged model)"
-    $PY ./zipformer_gmot/decode.py --exp-dir "$exp_dir" --epoch "$num_epochs" --avg "$avg" \
-      --use-averaged-model 1 --decoding-method "$m" --max-duration 300 --on-the-fly-feats 0 \
-      --test-cuts data/fbank/hsk_cuts_dev.jsonl.gz data/fbank/hsk_cuts_test.jsonl.gz
+    weights=0
+    case "$m" in
+      greedy_search | modified_beam_search) [ "$ctc_weight" = 0 ] || weights="0 $ctc_weight" ;;
+    esac
+    for w in $weights; do
+      log "Stage 2: decode dev and test with $m, CTC weight $w (epoch $num_epochs, avg $avg," \
+          "averaged model)"
+      $PY ./zipformer_gmot/decode.py --exp-dir "$exp_dir" --epoch "$num_epochs" --avg "$avg" \
+        --use-averaged-model 1 --decoding-method "$m" --ctc-weight "$w" --max-duration 300 \
+        --on-the-fly-feats 0 \
+        --test-cuts data/fbank/hsk_cuts_dev.jsonl.gz data/fbank/hsk_cuts_test.jsonl.gz
+    done
   done
 fi
 
