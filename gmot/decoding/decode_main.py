@@ -47,7 +47,7 @@ from gmot.decoding.model_loading import (
     checkpoint_description,
     load_model,
 )
-from gmot.decoding.scoring import result_paths, save_results
+from gmot.decoding.scoring import forget_results, save_results
 from gmot.decoding.streaming import add_chunk_arguments, apply_chunk_flags
 
 # The methods by the heads they need (derived from the registry, gmot.decoding.methods).
@@ -206,12 +206,11 @@ def decode_test_sets(
     for path in params.test_cuts:
         if not Path(path).is_file():
             raise FileNotFoundError(f"--test-cuts: manifest not found: {path}")
-    # an earlier run's files for this setting must not outlive a failure of this one
+    # an earlier run's files and summary rows for this setting must not outlive a failure of
+    # this one; the summary rows of other settings (another --ctc-weight, beam, ...) stay
     for path in params.test_cuts:
-        for old in result_paths(out_dir, cut_set_name(path), [setting], suffix):
-            if old.is_file():
-                old.unlink()
-                logging.info("removed the earlier %s", old)
+        for old in forget_results(out_dir, cut_set_name(path), [setting], suffix):
+            logging.info("removed this setting's earlier results from %s", old)
     cers = {}
     device = next(model.parameters()).device
     for path in params.test_cuts:

@@ -196,14 +196,41 @@ def write_error_stats(
 def result_paths(
     out_dir: str | Path, test_set_name: str, settings: Iterable[str], suffix: str
 ) -> list[Path]:
-    """The files :func:`save_results` writes for these settings (recogs, errs, wer-summary)."""
+    """The files :func:`save_results` writes for these settings alone (recogs, errs; the
+    wer-summary is shared by every setting, see :func:`forget_results`)."""
     out_dir = Path(out_dir)
     paths = []
     for setting in settings:
         paths.append(out_dir / f"recogs-{test_set_name}-{setting}-{suffix}.txt")
         paths.append(out_dir / f"errs-{test_set_name}-{setting}-{suffix}.txt")
-    paths.append(out_dir / f"wer-summary-{test_set_name}-{suffix}.txt")
     return paths
+
+
+def forget_results(
+    out_dir: str | Path, test_set_name: str, settings: Iterable[str], suffix: str
+) -> list[Path]:
+    """Remove what earlier runs wrote for these settings: their recogs and errs files and their
+    rows of the wer-summary (the rows of other settings stay; a summary left without rows is
+    removed). Returns the files removed or rewritten."""
+    settings = list(settings)
+    touched = []
+    for path in result_paths(out_dir, test_set_name, settings, suffix):
+        if path.is_file():
+            path.unlink()
+            touched.append(path)
+    summary = Path(out_dir) / f"wer-summary-{test_set_name}-{suffix}.txt"
+    if summary.is_file():
+        lines = summary.read_text(encoding="utf-8").splitlines()
+        header, rows = lines[:1], _read_summary(summary)
+        kept = {k: v for k, v in rows.items() if k not in settings}
+        if kept != rows or not kept:
+            touched.append(summary)
+            if kept:
+                body = [f"{k}\t{v:.2f}" for k, v in sorted(kept.items(), key=lambda kv: kv[1])]
+                summary.write_text("\n".join(header + body) + "\n", encoding="utf-8")
+            else:
+                summary.unlink()
+    return touched
 
 
 def _read_summary(path: Path) -> dict[str, float]:

@@ -221,7 +221,15 @@ def test_decode_main_joint_ctc_greedy_search(corpus, monkeypatch):
     exp = tmp_path / "exp"
     args = ["--exp-dir", str(exp), "--lang-dir", str(lang), "--test-cuts", str(manifest)]
     args += ["--device", "cpu", "--max-duration", "1.0", "--num-workers", "0", "--ctc-weight"]
+    decode_main.main([*args, "0"])
     decode_main.main([*args, "1.5"])
+    # both settings' rows stay in the shared summary (a second decode once deleted the first's)
+    rows = (exp / "greedy_search" / "wer-summary-test-epoch-3-avg-1.txt").read_text()
+    names = sorted(line.split("\t")[0] for line in rows.splitlines()[1:])
+    assert names == [
+        "greedy_search_max_sym_per_frame_1",
+        "greedy_search_max_sym_per_frame_1_ctc_weight_1.5",
+    ]
     recogs = exp / "greedy_search"
     path = recogs / "recogs-test-greedy_search_max_sym_per_frame_1_ctc_weight_1.5-epoch-3-avg-1.txt"
     hyps = [line.split("hyp=", 1)[1] for line in path.read_text().splitlines() if "hyp=" in line]

@@ -100,6 +100,28 @@ def test_summary_keeps_other_settings_of_earlier_runs(tmp_path):
     assert other.read_text().splitlines()[1:] == ["greedy_search\t37.50"]
 
 
+def test_forget_results_removes_only_the_settings_rows_and_files(tmp_path):
+    from gmot.decoding.scoring import forget_results
+
+    perfect = [("utt1", "我爱北京", "我爱北京")]
+    save_results(tmp_path, "dev", {"greedy_search": RESULTS}, suffix="epoch-3-avg-1")
+    save_results(tmp_path, "dev", {"greedy_search_ctc_weight_1.5": perfect}, "epoch-3-avg-1")
+    summary = tmp_path / "wer-summary-dev-epoch-3-avg-1.txt"
+    removed = forget_results(tmp_path, "dev", ["greedy_search"], "epoch-3-avg-1")
+    assert not (tmp_path / "errs-dev-greedy_search-epoch-3-avg-1.txt").exists()
+    assert not (tmp_path / "recogs-dev-greedy_search-epoch-3-avg-1.txt").exists()
+    assert (tmp_path / "errs-dev-greedy_search_ctc_weight_1.5-epoch-3-avg-1.txt").is_file()
+    assert summary in removed
+    assert summary.read_text().splitlines() == [
+        "settings\tCER",
+        "greedy_search_ctc_weight_1.5\t0.00",
+    ]
+    # nothing of that setting left: nothing to do; the last row gone: the summary goes too
+    assert forget_results(tmp_path, "dev", ["greedy_search"], "epoch-3-avg-1") == []
+    forget_results(tmp_path, "dev", ["greedy_search_ctc_weight_1.5"], "epoch-3-avg-1")
+    assert not summary.exists()
+
+
 def test_word_mode():
     f = io.StringIO()
     total = write_error_stats(f, "words", [("u", "ni hao ma", "ni hau ma")], cer=False)

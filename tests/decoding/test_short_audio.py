@@ -61,11 +61,17 @@ def test_decode_skips_short_cut_and_counts_it(setup, caplog):
     out = setup["tmp"] / "exp" / "greedy_search"
     out.mkdir(parents=True, exist_ok=True)
     stale = out / "wer-summary-test-epoch-1.txt"
-    stale.write_text("settings\tCER\nfrom an earlier run\t1.00\n")
+    # an earlier run's row of this setting is replaced; another setting's row stays
+    stale.write_text(
+        "settings\tCER\ngreedy_search_max_sym_per_frame_1\t1.00\ngreedy_search_other\t2.00\n"
+    )
     cers = decode_main.main(_decode_argv(setup))
     assert set(cers) == {"dev", "test"}
     summary = stale.read_text().splitlines()
-    assert summary[0] == "settings\tCER" and "earlier run" not in stale.read_text()
+    assert summary[0] == "settings\tCER"
+    assert "greedy_search_other\t2.00" in summary
+    assert f"greedy_search_max_sym_per_frame_1\t{cers['test']:.2f}" in summary
+    assert "greedy_search_max_sym_per_frame_1\t1.00" not in summary
     assert summary[-1].startswith("# skipped 1 of 3 cuts")
     errs = (out / "errs-test-greedy_search_max_sym_per_frame_1-epoch-1.txt").read_text()
     assert "SKIPPED: 1 cut(s)" in errs and "cut test-tiny-1: 5 frames (0.05 s)" in errs

@@ -144,7 +144,10 @@ if want 3; then
   for m in $methods; do
     for f in "$exp_dir/$m"/wer-summary-*; do
       [ -f "$f" ] || continue
-      printf '%-22s %-60s %s\n' "$m" "$(basename "$f")" "$(tail -n +2 "$f" | head -1)"
+      # every setting decoded into this summary (e.g. with and without --ctc-weight)
+      tail -n +2 "$f" | while IFS= read -r row; do
+        printf '%-22s %-60s %s\n' "$m" "$(basename "$f")" "$row"
+      done
     done
   done
   log "done in $(( $(date +%s) - t0 )) s"
