@@ -18,7 +18,8 @@ def _options(*args: str) -> tuple[int, dict[str, str]]:
 def test_default_preset() -> None:
     rc, v = _options()
     assert rc == 0
-    assert (v["preset"], v["num-epochs"], v["avg"], v["lr-epochs"]) == ("default", "4", "2", "2")
+    assert (v["preset"], v["num-epochs"], v["avg"], v["lr-epochs"]) == ("default", "4", "1", "2")
+    assert v["ctc-weight"] == "1.5"
     assert v["exp-dir"] == "zipformer_gmot/exp"
 
 
@@ -80,3 +81,47 @@ def test_input_norm_and_freq_pool_reach_the_encoder_config(tmp_path: Path) -> No
     assert encoder("--freq-pool", "2") == {**default, "freq_pool": 2}
     spec = {"base": "tiny", "dropout": 0.0}
     assert encoder("--encoder-config", json.dumps(spec)) == spec  # JSON passes unchanged
+
+
+def _decode_calls(tmp_path: Path, *args: str) -> list[list[str]]:
+    """The decode.py argument lists of stage 2 (a stand-in python records them)."""
+    log = tmp_path / "calls.txt"
+    fake = tmp_path / "python"
+    fake.write_text(
+        "#!/usr/bin/env python3\nimport sys\n"
+        f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+    )
+    fake.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(fake), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        ["bash", str(RUN), "--stage", "2", "--stop-stage", "2", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    return [line.split() for line in log.read_text().splitlines()]
+
+
+def test_decoding_runs_the_transducer_searches_alone_and_jointly(tmp_path: Path) -> None:
+    def runs(*args: str) -> list[tuple[str, str]]:
+        log = tmp_path / "calls.txt"
+        log.unlink(missing_ok=True)
+        calls = _decode_calls(tmp_path, *args)
+        assert all(c[c.index("--avg") + 1] == "1" for c in calls)
+        return [
+            (c[c.index("--decoding-method") + 1], c[c.index("--ctc-weight") + 1]) for c in calls
+        ]
+
+    assert runs() == [
+        ("greedy_search", "0"),
+        ("greedy_search", "1.5"),
+        ("modified_beam_search", "0"),
+        ("modified_beam_search", "1.5"),
+        ("ctc_greedy_search", "0"),
+    ]
+    assert runs("--ctc-weight", "0") == [
+        ("greedy_search", "0"),
+        ("modified_beam_search", "0"),
+        ("ctc_greedy_search", "0"),
+    ]
