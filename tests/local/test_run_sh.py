@@ -1,5 +1,6 @@
 """The hsk recipe's run.sh options: presets change defaults, explicit options win."""
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -46,30 +47,36 @@ def test_unknown_preset_is_refused() -> None:
     assert "huge" in r.stderr and "long" in r.stderr
 
 
-def _train_args(tmp_path: Path, *args: str) -> list[str]:
-    """The arguments stage 1 gives train.py (a stand-in python records them; nothing runs)."""
-    log = tmp_path / "argv.txt"
+def _recorded_calls(tmp_path: Path, stage: int, *args: str) -> list[list[str]]:
+    """The argument lists of every python call run.sh's ``stage`` makes (a stand-in python
+    records them, one JSON list per call; nothing runs)."""
+    log = tmp_path / "calls.jsonl"
+    log.unlink(missing_ok=True)
     fake = tmp_path / "python"
     fake.write_text(
-        "#!/usr/bin/env python3\nimport sys\n"
+        "#!/usr/bin/env python3\nimport json, sys\n"
         "if sys.argv[1] == '-c':\n    print(384)\n    sys.exit(0)\n"
-        f"open({str(log)!r}, 'w').write('\\n'.join(sys.argv[1:]))\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
     )
     fake.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin", "PYTHON": str(fake), "OMP_NUM_THREADS": "1"}
     r = subprocess.run(
-        ["bash", str(RUN), "--stage", "1", "--stop-stage", "1", *args],
+        ["bash", str(RUN), "--stage", str(stage), "--stop-stage", str(stage), *args],
         capture_output=True,
         text=True,
         env=env,
     )
     assert r.returncode == 0, r.stderr
-    return log.read_text().split("\n")
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _train_args(tmp_path: Path, *args: str) -> list[str]:
+    """The arguments stage 1 gives train.py."""
+    (call,) = _recorded_calls(tmp_path, 1, *args)
+    return call
 
 
 def test_input_norm_and_freq_pool_reach_the_encoder_config(tmp_path: Path) -> None:
-    import json
-
     def encoder(*args: str) -> dict | str:
         argv = _train_args(tmp_path, *args)
         value = argv[argv.index("--encoder-config") + 1]
@@ -83,31 +90,9 @@ def test_input_norm_and_freq_pool_reach_the_encoder_config(tmp_path: Path) -> No
     assert encoder("--encoder-config", json.dumps(spec)) == spec  # JSON passes unchanged
 
 
-def _decode_calls(tmp_path: Path, *args: str) -> list[list[str]]:
-    """The decode.py argument lists of stage 2 (a stand-in python records them)."""
-    log = tmp_path / "calls.txt"
-    fake = tmp_path / "python"
-    fake.write_text(
-        "#!/usr/bin/env python3\nimport sys\n"
-        f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
-    )
-    fake.chmod(0o755)
-    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(fake), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(
-        ["bash", str(RUN), "--stage", "2", "--stop-stage", "2", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert r.returncode == 0, r.stderr
-    return [line.split() for line in log.read_text().splitlines()]
-
-
 def test_decoding_runs_the_transducer_searches_alone_and_jointly(tmp_path: Path) -> None:
     def runs(*args: str) -> list[tuple[str, str]]:
-        log = tmp_path / "calls.txt"
-        log.unlink(missing_ok=True)
-        calls = _decode_calls(tmp_path, *args)
+        calls = _recorded_calls(tmp_path, 2, *args)
         assert all(c[c.index("--avg") + 1] == "1" for c in calls)
         return [
             (c[c.index("--decoding-method") + 1], c[c.index("--ctc-weight") + 1]) for c in calls
