@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -164,6 +166,23 @@ def _add_augmentation_arguments(g) -> None:
     )
 
 
+def _encoder_subsampling(spec: Any) -> tuple[int, int]:
+    """(time_pool, output_downsampling_factor) of the encoder ``--encoder-config`` names (a
+    name, a dict or its JSON; None: the published Zipformer's (1, 2)), for the filter of cuts
+    too short for their tokens."""
+    if spec is None:
+        return 1, 2
+    from gmot.models.zipformer.config import get_config
+
+    if isinstance(spec, str) and spec.lstrip().startswith("{"):
+        spec = json.loads(spec)
+    try:
+        cfg = get_config(spec)
+    except (TypeError, ValueError):  # not a Zipformer config: the published factors
+        return 1, 2
+    return cfg.time_pool, cfg.output_downsampling_factor
+
+
 class AsrDataModule:
     """Builds train/valid/test DataLoaders from ``args`` (see :meth:`add_arguments`)."""
 
@@ -292,12 +311,15 @@ class AsrDataModule:
         """Lazily filter ``cuts`` (durations, empty text, OOV, too short); drops are logged, and
         the loaders report per pass what was dropped (:meth:`CutFilter.end_pass`)."""
         a = self.args
+        time_pool, out_factor = _encoder_subsampling(getattr(a, "encoder_config", None))
         f = CutFilter(
             self.tokens,
             min_duration=a.min_utt_duration,
             max_duration=a.max_utt_duration,
             oov=a.oov,
             what=f"{name} cuts",
+            time_pool=time_pool,
+            output_downsampling_factor=out_factor,
         )
         self.filters[name] = f
         return cuts.filter(f)

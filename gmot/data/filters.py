@@ -10,11 +10,19 @@ from gmot.data.manifests import DropReport
 from gmot.data.tokens import TokenTable
 
 
-def frames_after_subsampling(duration: float, frame_shift: float = 0.01) -> int:
+def frames_after_subsampling(
+    duration: float,
+    frame_shift: float = 0.01,
+    time_pool: int = 1,
+    output_downsampling_factor: int = 2,
+) -> int:
     """Encoder output length for an utterance of ``duration`` seconds: fbank frames
-    T = round(duration / frame_shift) (100 Hz), then T' = ((T - 7) // 2 + 1) // 2."""
-    t = int(round(duration / frame_shift))
-    return ((t - 7) // 2 + 1) // 2
+    T = round(duration / frame_shift) (100 Hz), then T' = ((T - 7) // 2 + 1) // 2 for the
+    published Zipformer; with the encoder's ``time_pool`` p and output factor f,
+    T' = ceil(((T // p - 7) // 2) / f) (``gmot.models.zipformer.output_lengths``)."""
+    t = int(round(duration / frame_shift)) // time_pool
+    f = output_downsampling_factor
+    return ((t - 7) // 2 + f - 1) // f
 
 
 def cut_text(cut) -> str:
@@ -45,6 +53,8 @@ class CutFilter:
         what: str = "cuts",
         max_examples: int = 5,
         warn_fraction: float = 0.1,
+        time_pool: int = 1,
+        output_downsampling_factor: int = 2,
     ) -> None:
         if min_duration < 0 or max_duration <= min_duration:
             raise ValueError(
@@ -60,6 +70,8 @@ class CutFilter:
         self.what = what
         self.max_examples = max_examples
         self.warn_fraction = warn_fraction
+        self.time_pool = time_pool
+        self.output_downsampling_factor = output_downsampling_factor
         self.reset_pass()
 
     def reset_pass(self) -> None:
@@ -80,7 +92,12 @@ class CutFilter:
             return "empty transcript"
         if self.tokens is not None and self.oov == "skip" and self.tokens.oov_chars(text):
             return "characters not in token table"
-        if frames_after_subsampling(cut.duration) < len(text):
+        frames = frames_after_subsampling(
+            cut.duration,
+            time_pool=self.time_pool,
+            output_downsampling_factor=self.output_downsampling_factor,
+        )
+        if frames < len(text):
             return "too short for its tokens (T' < U)"
         return None
 

@@ -1,4 +1,5 @@
 import argparse
+import json
 import logging
 
 import numpy as np
@@ -178,6 +179,30 @@ def test_filter_by_duration_not_frames():
         supervisions = []
 
     assert f.reason(C()).startswith("duration")
+
+
+def test_length_filter_follows_the_encoder_config():
+    """The data module reads --encoder-config (a name, a dict, or its JSON) to count frames: a
+    2.0 s cut with 45 characters has 48 output frames from the published Zipformer, 46 with
+    time_pool 2 and output factor 1, 23 with time_pool 2 and factor 2."""
+    from gmot.data.datamodule import _encoder_subsampling
+
+    assert _encoder_subsampling(None) == _encoder_subsampling("tiny") == (1, 2)
+    spec = {"base": "tiny", "time_pool": 2, "output_downsampling_factor": 1}
+    assert _encoder_subsampling(spec) == _encoder_subsampling(json.dumps(spec)) == (2, 1)
+
+    class C:
+        id = "x"
+        duration = 2.0
+        supervisions = [type("S", (), {"text": "我" * 45})()]
+
+    plain = CutFilter(None)
+    pooled = CutFilter(None, time_pool=2, output_downsampling_factor=1)
+    coarse = CutFilter(None, time_pool=2, output_downsampling_factor=2)
+    assert plain.reason(C()) is None and pooled.reason(C()) is None
+    assert coarse.reason(C()) == "too short for its tokens (T' < U)"
+    C.supervisions = [type("S", (), {"text": "我" * 47})()]
+    assert plain.reason(C()) is None and pooled.reason(C()).startswith("too short")
 
 
 def test_missing_manifest_names_path(tmp_path):

@@ -229,8 +229,15 @@ class WordBigram:
             if prev == _EOS and min_chars <= n <= max_chars:
                 syl = tuple(s for w in words for s in self.reading[w].split())
                 return Sentence(tuple(words), syl, "sampled")
+        hint = (
+            f"; with backoff {self.backoff} a sentence can end only after the "
+            f"{1 - self.backoff:.0%} of words drawn from the bigram, so lower --text-backoff"
+            if self.backoff >= 0.5
+            else ""
+        )
         raise RuntimeError(
-            f"no sentence of {min_chars}-{max_chars} characters in {tries} draws; widen the range"
+            f"no sentence of {min_chars}-{max_chars} characters in {tries} draws; widen the "
+            f"range{hint}"
         )
 
 

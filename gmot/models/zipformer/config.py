@@ -61,6 +61,12 @@ class ZipformerConfig:
     (2: 80 bins -> 40 bands). The front end's convolutions run over time x frequency, so on a
     small model they cost as much as all the encoder stacks together; halving the bins halves
     that cost (1: the published model, every bin used).
+
+    ``time_pool``: average each group of ``time_pool`` consecutive fbank frames before the front
+    end (2: 100 Hz -> 50 Hz; lengths ``x_lens // time_pool``). Every stack then runs on
+    ``1 / time_pool`` of the frames, which divides the cost of the whole encoder, not only of
+    the front end; with ``time_pool`` 2 set ``output_downsampling_factor`` 1 to keep 25 Hz
+    output frames for the transducer and CTC. Non-causal encoders only (1: the published model).
     """
 
     num_layers: tuple[int, ...] = (2, 2, 3, 4, 3, 2)
@@ -84,6 +90,7 @@ class ZipformerConfig:
     left_context_frames: tuple[int, ...] = (-1,)
     input_norm: str = "none"
     freq_pool: int = 1
+    time_pool: int = 1
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -120,11 +127,23 @@ class ZipformerConfig:
         self.freq_pool = int(self.freq_pool)
         if self.freq_pool < 1:
             raise ValueError(f"freq_pool must be >= 1, got {self.freq_pool}")
+        self.time_pool = int(self.time_pool)
+        if self.time_pool < 1:
+            raise ValueError(f"time_pool must be >= 1, got {self.time_pool}")
+        if self.output_downsampling_factor < 1:
+            raise ValueError(
+                f"output_downsampling_factor must be >= 1, got {self.output_downsampling_factor}"
+            )
         self._check_streaming()
         if self.causal and self.input_norm == "utterance":
             raise ValueError(
                 "input_norm='utterance' needs the whole utterance; a causal (streaming) encoder "
                 "cannot use it (use input_norm='none')"
+            )
+        if self.causal and self.time_pool != 1:
+            raise ValueError(
+                f"time_pool={self.time_pool} is for non-causal encoders: streaming chunks are "
+                "counted in 50 Hz frames of the unpooled input (use time_pool=1 with causal=True)"
             )
 
     def chunk_multiple(self) -> int:

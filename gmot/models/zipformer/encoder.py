@@ -28,12 +28,28 @@ from gmot.models.zipformer.block import (
 from gmot.models.zipformer.config import ZipformerConfig, get_config
 from gmot.models.zipformer.subsampling import RIGHT_PADDING, Conv2dSubsampling
 
-__all__ = ["Zipformer", "build_encoder", "normalize_utterances", "output_lengths", "pool_bins"]
+__all__ = [
+    "Zipformer",
+    "build_encoder",
+    "normalize_utterances",
+    "output_lengths",
+    "pool_bins",
+    "pool_frames",
+]
 
 
-def output_lengths(x_lens: Tensor) -> Tensor:
-    """Encoder output lengths for input lengths (100 Hz frames): ``((x - 7) // 2 + 1) // 2``."""
-    return torch.div(torch.div(x_lens - 7, 2, rounding_mode="floor") + 1, 2, rounding_mode="floor")
+def output_lengths(
+    x_lens: Tensor, time_pool: int = 1, output_downsampling_factor: int = 2
+) -> Tensor:
+    """Encoder output lengths for input lengths (100 Hz frames).
+
+    The published model (``time_pool`` 1, output factor 2): ``((x - 7) // 2 + 1) // 2``; in
+    general ``ceil(((x // time_pool - 7) // 2) / output_downsampling_factor)``.
+    """
+    t = torch.div(x_lens, time_pool, rounding_mode="floor")
+    t = torch.div(t - 7, 2, rounding_mode="floor")
+    f = output_downsampling_factor
+    return torch.div(t + f - 1, f, rounding_mode="floor")
 
 
 def _convert_channels(x: Tensor, dim: int) -> Tensor:
@@ -78,6 +94,23 @@ def pool_bins(x: Tensor, pool: int) -> Tensor:
     for i in range(1, pool):
         out = out + x[..., i::pool]
     return out / pool
+
+
+def pool_frames(x: Tensor, x_lens: Tensor, pool: int) -> tuple[Tensor, Tensor]:
+    """Average each group of ``pool`` consecutive frames: (B, T, F) -> (B, T // pool, F).
+
+    Lengths become ``x_lens // pool`` (a trailing partial group is dropped), so a valid output
+    frame averages valid input frames only and a padded batch pools as each utterance would
+    alone. ``pool`` 1 returns the inputs themselves.
+    """
+    if pool == 1:
+        return x, x_lens
+    t_out = x.shape[1] // pool
+    # strided slices, not a reshape: traced for ONNX, a reshape would fix B and T
+    out = x[:, 0 : t_out * pool : pool]
+    for i in range(1, pool):
+        out = out + x[:, i : t_out * pool : pool]
+    return out / pool, torch.div(x_lens, pool, rounding_mode="floor")
 
 
 class Zipformer(nn.Module):
@@ -167,12 +200,14 @@ class Zipformer(nn.Module):
 
         Args:
             x: (B, T, num_features) float features at 100 Hz.
-            x_lens: (B,) int valid frames per utterance (each in [9, T]).
+            x_lens: (B,) int valid frames per utterance (each in [9 * time_pool, T]).
             return_stack_outputs: also return each stack's output at its own frame rate.
         Returns:
-            out (B, T', output_dim) at 25 Hz with T' = ((T - 7) // 2 + 1) // 2, out_lens (B,), and
-            when requested a list of six ``(stack_out (B, T_k, encoder_dim[k]), lens_k (B,))``
-            where T_k = ceil(((T - 7) // 2) / downsampling_factor[k]) (stack 0 at 50 Hz, ...).
+            out (B, T', output_dim) at 25 Hz with T' = ((T - 7) // 2 + 1) // 2 (in general
+            :func:`output_lengths`; 100 / (2 * time_pool * output_downsampling_factor) Hz),
+            out_lens (B,), and when requested a list of six ``(stack_out (B, T_k,
+            encoder_dim[k]), lens_k (B,))`` where T_k = ceil(((T // time_pool - 7) // 2) /
+            downsampling_factor[k]) (stack 0 at 50 Hz for time_pool 1, ...).
         """
         if x.dim() != 3 or x.shape[-1] != self.num_features:
             raise ValueError(f"x must be (B, T, {self.num_features}), got {tuple(x.shape)}")
@@ -180,12 +215,14 @@ class Zipformer(nn.Module):
             raise ValueError(f"x_lens must be ({x.shape[0]},), got {tuple(x_lens.shape)}")
         x_lens = x_lens.to(device=x.device, dtype=torch.int64)
         tracing = torch.jit.is_tracing() or torch.jit.is_scripting()
-        if not tracing and (int(x_lens.min()) < 9 or int(x_lens.max()) > x.shape[1]):
+        min_len = 9 * self.config.time_pool
+        if not tracing and (int(x_lens.min()) < min_len or int(x_lens.max()) > x.shape[1]):
             raise ValueError(
-                f"x_lens must lie in [9, T={x.shape[1]}], got min {int(x_lens.min())} "
+                f"x_lens must lie in [{min_len}, T={x.shape[1]}], got min {int(x_lens.min())} "
                 f"max {int(x_lens.max())}"
             )
         x = pool_bins(x, self.config.freq_pool)
+        x, x_lens = pool_frames(x, x_lens, self.config.time_pool)
         if self.config.input_norm == "utterance":
             x = normalize_utterances(x, x_lens)
         chunk, left = self.chunk_params()

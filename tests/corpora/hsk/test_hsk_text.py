@@ -113,6 +113,17 @@ def test_word_bigram_backoff_brings_unseen_pairs():
         WordBigram(runs, backoff=1.0)
 
 
+def test_word_bigram_high_backoff_that_cannot_end_names_the_flag():
+    """Unigram draws never end a sentence (only the bigram's 们 -> end does): with a high
+    backoff and a length limit below the one HSK run, no draw fits, and the error says which
+    option to lower."""
+    runs = [WordRun(tuple((w, "wo3") for w in "我你他她它们"), True, True)]
+    with pytest.raises(RuntimeError, match="lower --text-backoff"):
+        WordBigram(runs, backoff=0.95).sample(random.Random(0), 1, 2, tries=5)
+    with pytest.raises(RuntimeError, match="widen the range$"):  # low backoff: no such hint
+        WordBigram(runs).sample(random.Random(0), 1, 2, tries=5)
+
+
 def _greedy_reference(pool, counts, num, target):
     """Plain (non-lazy) greedy: rescore every remaining sentence at each pick."""
     counts, left, out = dict(counts), list(range(len(pool))), []
