@@ -7,7 +7,12 @@ with :mod:`gmot.decoding.streaming`) and :mod:`gmot.decoding.pretrained_main` (`
 
 from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
 from gmot.decoding.k2_search import fast_beam_search
-from gmot.decoding.rescoring import AttentionScorer, rescore_nbest
+from gmot.decoding.rescoring import (
+    AttentionScorer,
+    CtcScorer,
+    ctc_sequence_log_probs,
+    rescore_nbest,
+)
 from gmot.decoding.scoring import (
     ErrorCounts,
     compute_cer,
@@ -26,12 +31,14 @@ from gmot.decoding.transducer_search import (
 
 __all__ = [
     "AttentionScorer",
+    "CtcScorer",
     "ErrorCounts",
     "beam_search",
     "compute_cer",
     "count_errors",
     "ctc_greedy_search",
     "ctc_prefix_beam_search",
+    "ctc_sequence_log_probs",
     "fast_beam_search",
     "greedy_search",
     "greedy_search_batch",

@@ -21,7 +21,7 @@ from torch import nn
 
 from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
 from gmot.decoding.k2_search import fast_beam_search, require_k2
-from gmot.decoding.rescoring import rescore_nbest
+from gmot.decoding.rescoring import CtcScorer, rescore_nbest
 from gmot.decoding.transducer_search import beam_search, greedy_search_batch, modified_beam_search
 
 #: head name -> (model attributes that must not be None, how an error message names the head)
@@ -182,6 +182,22 @@ def _rescored(first_pass: Search) -> Search:
     return search
 
 
+def _modified_beam_ctc_rescored(model, enc, lens, p):
+    """n-best of modified_beam_search (joint with --ctc-weight when not 0), rescored with
+    --ctc-rescore-scale times the CTC head's whole-sequence log-likelihood."""
+    nbest = modified_beam_search(
+        model,
+        enc,
+        lens,
+        p.beam_size,
+        return_nbest=True,
+        blank_penalty=_blank_penalty(p),
+        ctc_scores=_ctc_scores(model, enc, p),
+    )
+    scorer = CtcScorer(model.ctc_output, getattr(model, "blank_id", 0))
+    return rescore_nbest(scorer, enc, lens, nbest, attention_scale=p.ctc_rescore_scale)
+
+
 # ------------------------------------------------------------------------------------ registry
 _ENTRIES = (
     DecodingMethod(
@@ -247,6 +263,17 @@ _ENTRIES = (
         _rescored(_modified_beam_nbest),
         ("beam_size", "attention_scale"),
         uses_blank_penalty=True,
+    ),
+    DecodingMethod(
+        "modified_beam_search_ctc_rescoring",
+        ("transducer", "ctc"),
+        "n-best (--beam-size) from modified_beam_search (joint with --ctc-weight when not 0) "
+        "rescored with --ctc-rescore-scale times the CTC head's log-likelihood of the whole "
+        "sequence (every alignment, not frame by frame)",
+        _modified_beam_ctc_rescored,
+        ("beam_size", "ctc_rescore_scale"),
+        uses_blank_penalty=True,
+        uses_ctc_weight=True,
     ),
 )
 
@@ -320,6 +347,13 @@ def add_decoding_method_arguments(parser) -> None:
         "log-probabilities to the transducer's on every frame (joint scoring; needs a model "
         "trained with --use-ctc 1). 0: the transducer alone. Named in the result files when "
         "not 0.",
+    )
+    parser.add_argument(
+        "--ctc-rescore-scale",
+        type=float,
+        default=1.0,
+        help="Weight of the CTC head's whole-sequence log-likelihood in "
+        "modified_beam_search_ctc_rescoring (first-pass weight 1).",
     )
     parser.add_argument("--beam", type=float, default=20.0, help="fast_beam_search: log-prob beam.")
     parser.add_argument("--max-contexts", type=int, default=8, help="fast_beam_search: contexts.")

@@ -30,7 +30,11 @@ def test_every_method_gives_valid_tokens(model, method):
     torch.manual_seed(1)
     x, x_lens = torch.randn(2, 120, 80), torch.tensor([120, 90])
     params = argparse.Namespace(
-        decoding_method=method, beam_size=3, max_sym_per_frame=2, attention_scale=1.0
+        decoding_method=method,
+        beam_size=3,
+        max_sym_per_frame=2,
+        attention_scale=1.0,
+        ctc_rescore_scale=1.0,
     )
     hyps = decode_batch(model, x, x_lens, params)
     assert len(hyps) == 2
@@ -38,3 +42,36 @@ def test_every_method_gives_valid_tokens(model, method):
     for h, n in zip(hyps, n_frames.tolist()):
         assert all(isinstance(t, int) and 0 < t < 30 for t in h), h
         assert len(h) <= 3 * n
+
+
+def test_ctc_rescoring_ranks_the_first_pass_nbest(model):
+    """scale 0 keeps modified_beam_search's best; a large scale picks the n-best entry that
+    the CTC head's whole-sequence log-likelihood prefers."""
+    from gmot.decoding.rescoring import ctc_sequence_log_probs
+    from gmot.decoding.transducer_search import modified_beam_search
+
+    torch.manual_seed(3)
+    x, x_lens = torch.randn(2, 150, 80), torch.tensor([150, 110])
+    with torch.no_grad():
+        enc, enc_lens = model.forward_encoder(x, x_lens)
+        nbest = modified_beam_search(model, enc, enc_lens, 6, return_nbest=True)
+        ctc = model.ctc_output(enc)
+
+    def decode(scale):
+        p = argparse.Namespace(
+            decoding_method="modified_beam_search_ctc_rescoring",
+            beam_size=6,
+            ctc_rescore_scale=scale,
+        )
+        return decode_batch(model, x, x_lens, p)
+
+    assert decode(0.0) == [max(lst, key=lambda h: h[1])[0] for lst in nbest]
+    want = []
+    for b, lst in enumerate(nbest):
+        hyps = [h for h, _ in lst]
+        ll = ctc_sequence_log_probs(
+            ctc[b : b + 1].expand(len(hyps), -1, -1), enc_lens[b : b + 1].expand(len(hyps)), hyps
+        )
+        want.append(hyps[int(ll.argmax())])
+    assert decode(1e6) == want
+    assert any(len(lst) > 1 for lst in nbest)

@@ -12,10 +12,22 @@ from gmot.decoding.methods import METHODS, REGISTRY, decode_batch, get_method
 # setting_name of every method as decode_main computed it before the registry (if-chain),
 # for the default options and for a second set of values
 DEFAULTS = dict(
-    beam_size=4, max_sym_per_frame=1, beam=20.0, max_contexts=8, max_states=64, attention_scale=1.0
+    beam_size=4,
+    max_sym_per_frame=1,
+    beam=20.0,
+    max_contexts=8,
+    max_states=64,
+    attention_scale=1.0,
+    ctc_rescore_scale=1.0,
 )
 OTHER = dict(
-    beam_size=7, max_sym_per_frame=3, beam=4.5, max_contexts=5, max_states=32, attention_scale=0.3
+    beam_size=7,
+    max_sym_per_frame=3,
+    beam=4.5,
+    max_contexts=5,
+    max_states=32,
+    attention_scale=0.3,
+    ctc_rescore_scale=2.5,
 )
 EXPECTED = {
     "greedy_search": (
@@ -43,6 +55,10 @@ EXPECTED = {
     "modified_beam_search_attention_rescoring": (
         "modified_beam_search_attention_rescoring_beam_size_4_attention_scale_1.0",
         "modified_beam_search_attention_rescoring_beam_size_7_attention_scale_0.3",
+    ),
+    "modified_beam_search_ctc_rescoring": (
+        "modified_beam_search_ctc_rescoring_beam_size_4_ctc_rescore_scale_1.0",
+        "modified_beam_search_ctc_rescoring_beam_size_7_ctc_rescore_scale_2.5",
     ),
 }
 

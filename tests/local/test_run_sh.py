@@ -104,9 +104,11 @@ def test_decoding_runs_the_transducer_searches_alone_and_jointly(tmp_path: Path)
         ("modified_beam_search", "0"),
         ("modified_beam_search", "1.5"),
         ("ctc_greedy_search", "0"),
+        ("modified_beam_search_ctc_rescoring", "1.5"),
     ]
     assert runs("--ctc-weight", "0") == [
         ("greedy_search", "0"),
         ("modified_beam_search", "0"),
         ("ctc_greedy_search", "0"),
+        ("modified_beam_search_ctc_rescoring", "0"),
     ]

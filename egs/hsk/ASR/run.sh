@@ -21,7 +21,7 @@
 # are done within the first few hundred updates (RESULTS.md has the measurements). Decoding uses
 # the running average over the last epoch (--avg 1 --use-averaged-model 1) and decodes the
 # transducer searches twice: alone and with the CTC head's scores added (--ctc-weight 1.5).
-# Stages: 0 prepare.sh | 1 train | 2 decode (greedy_search, modified_beam_search) | 3 summary.
+# Stages: 0 prepare.sh | 1 train | 2 decode ($methods, below) | 3 summary.
 # Every option: ./run.sh --help. See RESULTS.md for measured CERs and times.
 set -eou pipefail
 cd "$(dirname "$0")"
@@ -53,7 +53,7 @@ gmot_alpha=0.5
 gmot_epsilon=0.1
 gmot_layer=-1
 gmot_center_plm=1
-methods="greedy_search modified_beam_search ctc_greedy_search"
+methods="greedy_search modified_beam_search ctc_greedy_search modified_beam_search_ctc_rescoring"
 # Joint CTC / transducer scoring (decode.py --ctc-weight): greedy_search and modified_beam_search
 # are decoded a second time with this weight times the CTC head's log-probabilities added on
 # every frame (0: not at all). 1.5 was chosen on dev (RESULTS.md, "Joint CTC / transducer").
@@ -127,6 +127,9 @@ if want 2; then
     weights=0
     case "$m" in
       greedy_search | modified_beam_search) [ "$ctc_weight" = 0 ] || weights="0 $ctc_weight" ;;
+      # its first pass is joint too (n-best of modified beam search with --ctc-weight), then
+      # rescored with the CTC head's whole-sequence log-likelihood (RESULTS.md, "CTC rescoring")
+      modified_beam_search_ctc_rescoring) weights=$ctc_weight ;;
     esac
     for w in $weights; do
       log "Stage 2: decode dev and test with $m, CTC weight $w (epoch $num_epochs, avg $avg," \

@@ -34,6 +34,7 @@ import random
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from itertools import accumulate
 
 from gmot.settings import setting
 
@@ -199,11 +200,18 @@ class WordBigram:
                 follow[_BOS][words[0]] += 1
             if run.ends:
                 follow[words[-1]][_EOS] += 1
-        self._next = {a: (list(c), [n**flatten for n in c.values()]) for a, c in follow.items()}
+        # cumulative weights, computed once: rng.choices(cum_weights=...) draws exactly what
+        # rng.choices(weights=...) draws, without summing the weights again on every draw
+        self._next = {
+            a: (list(c), list(accumulate(n**flatten for n in c.values())))
+            for a, c in follow.items()
+        }
         self.reading = {w: c.most_common(1)[0][0] for w, c in readings.items()}
         self.backoff = backoff
         self._words = list(readings)
-        self._word_weights = [sum(readings[w].values()) ** flatten for w in self._words]
+        self._word_cum_weights = list(
+            accumulate(sum(readings[w].values()) ** flatten for w in self._words)
+        )
 
     @property
     def num_words(self) -> int:
@@ -218,10 +226,10 @@ class WordBigram:
             prev, n = _BOS, 0
             while n <= max_chars and prev in self._next:
                 if self.backoff and prev != _BOS and rng.random() < self.backoff:
-                    cand, weights = self._words, self._word_weights
+                    cand, cum_weights = self._words, self._word_cum_weights
                 else:
-                    cand, weights = self._next[prev]
-                prev = rng.choices(cand, weights)[0]
+                    cand, cum_weights = self._next[prev]
+                prev = rng.choices(cand, cum_weights=cum_weights)[0]
                 if prev == _EOS:
                     break
                 words.append(prev)

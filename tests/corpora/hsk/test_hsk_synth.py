@@ -137,3 +137,24 @@ def test_refuses_to_write_into_foreign_audio(tmp_path):
     with pytest.raises(ValueError, match="not written by gmot"):
         synthesize_corpus(tmp_path, num_train=20, num_dev=2, num_test=2, utts_per_speaker=5, seed=3)
     assert foreign.read_bytes() == b"RIFF"
+
+
+def test_forkserver_workers_write_what_spawned_workers_write(tmp_path, monkeypatch):
+    """The workers forked from a preloaded server give the bytes of fresh spawned processes,
+    also when the parent has run espeak-ng itself (its state must not reach the workers)."""
+    import multiprocessing as mp
+
+    from gmot.corpora.espeak import EspeakSynth
+    from gmot.corpora.hsk import synth
+
+    kw = dict(num_train=20, num_dev=2, num_test=2, utts_per_speaker=3, seed=5, chunk_size=5)
+    EspeakSynth().synth("ni3 hao3", variant="m3", rate=300, pitch=90)
+    assert synth._worker_context().get_start_method() == "forkserver"
+    synthesize_corpus(tmp_path / "fork", num_jobs=2, **kw)
+    monkeypatch.setattr(synth, "_worker_context", lambda: mp.get_context("spawn"))
+    synthesize_corpus(tmp_path / "spawn", num_jobs=2, **kw)
+    files = sorted(p.relative_to(tmp_path / "fork") for p in (tmp_path / "fork").rglob("*.wav"))
+    assert len(files) == 24
+    for rel in files:
+        fork, spawn = (tmp_path / d / rel for d in ("fork", "spawn"))
+        assert fork.read_bytes() == spawn.read_bytes(), rel
