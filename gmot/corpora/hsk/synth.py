@@ -72,8 +72,9 @@ def _synth_chunk(args: tuple[Path, list[Utterance], int]) -> int:
 
 
 # What every worker imports: a forkserver imports it once and forks each worker from there, so a
-# chunk does not pay Python's start-up and these imports (about 40 % of a 250-utterance chunk's
-# time with spawn). The forkserver never loads espeak-ng, so each worker still starts it afresh.
+# chunk does not pay Python's start-up and these imports (with spawn, about a fifth of the
+# synthesis time on 2 cores; RESULTS.md). The forkserver never loads espeak-ng, so each worker
+# still starts it afresh (a worker forked from a process that had run it hung).
 _WORKER_MODULES = ["numpy", "scipy.signal", "soundfile", "gmot.corpora.espeak"]
 
 
