@@ -185,6 +185,10 @@ def _rescored(first_pass: Search) -> Search:
 def _modified_beam_ctc_rescored(model, enc, lens, p):
     """n-best of modified_beam_search (joint with --ctc-weight when not 0), rescored with
     --ctc-rescore-scale times the CTC head's whole-sequence log-likelihood."""
+    # the CTC head runs once per batch: its (B, T, V) log-probabilities serve the joint first
+    # pass and, as the rows the rescorer repeats per hypothesis, the sequence scores
+    ctc_log_probs = model.ctc_output(enc)
+    w = _ctc_weight(p)
     nbest = modified_beam_search(
         model,
         enc,
@@ -192,10 +196,10 @@ def _modified_beam_ctc_rescored(model, enc, lens, p):
         p.beam_size,
         return_nbest=True,
         blank_penalty=_blank_penalty(p),
-        ctc_scores=_ctc_scores(model, enc, p),
+        ctc_scores=w * ctc_log_probs if w else None,
     )
-    scorer = CtcScorer(model.ctc_output, getattr(model, "blank_id", 0))
-    return rescore_nbest(scorer, enc, lens, nbest, attention_scale=p.ctc_rescore_scale)
+    scorer = CtcScorer(nn.Identity(), getattr(model, "blank_id", 0))
+    return rescore_nbest(scorer, ctc_log_probs, lens, nbest, attention_scale=p.ctc_rescore_scale)
 
 
 # ------------------------------------------------------------------------------------ registry
