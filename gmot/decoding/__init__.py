@@ -1,4 +1,4 @@
-"""Decoding: transducer and CTC search, attention-decoder rescoring, CER scoring.
+"""Decoding: transducer and CTC search, rescoring (attention decoder, CTC, n-gram LM), CER scoring.
 
 Entry points: :mod:`gmot.decoding.decode_main` (``decode.py``),
 :mod:`gmot.decoding.streaming_decode_main` (``streaming_decode.py``: causal models chunk by chunk,
@@ -7,9 +7,11 @@ with :mod:`gmot.decoding.streaming`) and :mod:`gmot.decoding.pretrained_main` (`
 
 from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
 from gmot.decoding.k2_search import fast_beam_search
+from gmot.decoding.ngram_lm import NgramLm, NgramLmScorer, train_ngram
 from gmot.decoding.rescoring import (
     AttentionScorer,
     CtcScorer,
+    WeightedScorers,
     ctc_sequence_log_probs,
     rescore_nbest,
 )
@@ -33,6 +35,9 @@ __all__ = [
     "AttentionScorer",
     "CtcScorer",
     "ErrorCounts",
+    "NgramLm",
+    "NgramLmScorer",
+    "WeightedScorers",
     "beam_search",
     "compute_cer",
     "count_errors",
@@ -47,5 +52,6 @@ __all__ = [
     "save_results",
     "store_transcripts",
     "text_to_units",
+    "train_ngram",
     "write_error_stats",
 ]

@@ -21,7 +21,8 @@ from torch import nn
 
 from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
 from gmot.decoding.k2_search import fast_beam_search, require_k2
-from gmot.decoding.rescoring import CtcScorer, rescore_nbest
+from gmot.decoding.ngram_lm import NgramLm, NgramLmScorer
+from gmot.decoding.rescoring import CtcScorer, WeightedScorers, rescore_nbest
 from gmot.decoding.transducer_search import beam_search, greedy_search_batch, modified_beam_search
 
 #: head name -> (model attributes that must not be None, how an error message names the head)
@@ -54,6 +55,8 @@ class DecodingMethod:
       uses_ctc_weight: the search honours ``--ctc-weight`` (joint CTC / transducer scoring;
         named in the result files when not 0, needs the CTC head then; other methods refuse a
         non-zero value).
+      uses_lm: the search honours ``--lm-scale`` / ``--lm-path`` (an n-gram LM's score added
+        in rescoring; named in the result files when not 0; other methods refuse it).
     """
 
     name: str
@@ -64,26 +67,26 @@ class DecodingMethod:
     requires: Callable[[], object] | None = None
     uses_blank_penalty: bool = False
     uses_ctc_weight: bool = False
+    uses_lm: bool = False
 
     def setting_name(self, params: argparse.Namespace) -> str:
         """``greedy_search_max_sym_per_frame_1``: the method and its naming options' values."""
         name = self.name + "".join(f"_{o}_{getattr(params, o)}" for o in self.setting_options)
         # options named only when not 0, refused by the methods that ignore them
+        both = "greedy_search and modified_beam_search"
+        rescored = "modified_beam_search_ctc_rescoring"
+        both_r = f"{both} ({rescored})"
         for key, value, used, where in (
-            (
-                "blank_penalty",
-                _blank_penalty(params),
-                self.uses_blank_penalty,
-                " (and its rescoring)",
-            ),
-            ("ctc_weight", _ctc_weight(params), self.uses_ctc_weight, ""),
-        ):
+            ("blank_penalty", _blank_penalty(params), self.uses_blank_penalty, both_r),
+            ("ctc_weight", _ctc_weight(params), self.uses_ctc_weight, both_r),
+            ("lm_scale", _lm_scale(params), self.uses_lm, rescored),
+        ):  # fmt: skip
             if not value:
                 continue
             if not used:
                 raise ValueError(
-                    f"--{key.replace('_', '-')} applies to greedy_search and modified_beam_search"
-                    f"{where}, not to --decoding-method {self.name}"
+                    f"--{key.replace('_', '-')} applies to {where}, "
+                    f"not to --decoding-method {self.name}"
                 )
             name += f"_{key}_{value}"
         return name
@@ -199,7 +202,37 @@ def _modified_beam_ctc_rescored(model, enc, lens, p):
         ctc_scores=w * ctc_log_probs if w else None,
     )
     scorer = CtcScorer(nn.Identity(), getattr(model, "blank_id", 0))
-    return rescore_nbest(scorer, ctc_log_probs, lens, nbest, attention_scale=p.ctc_rescore_scale)
+    lm_scale = _lm_scale(p)
+    if not lm_scale:
+        return rescore_nbest(
+            scorer, ctc_log_probs, lens, nbest, attention_scale=p.ctc_rescore_scale
+        )
+    both = WeightedScorers([(scorer, p.ctc_rescore_scale), (_lm_scorer(p), lm_scale)])
+    return rescore_nbest(both, ctc_log_probs, lens, nbest, attention_scale=1.0)
+
+
+def _lm_scale(p) -> float:
+    return float(getattr(p, "lm_scale", 0.0) or 0.0)
+
+
+_LM_CACHE: dict[tuple[str, str], NgramLmScorer] = {}
+
+
+def _lm_scorer(p) -> NgramLmScorer:
+    """The ``--lm-path`` n-gram LM over the token table's symbols (loaded once)."""
+    from pathlib import Path
+
+    from gmot.data.tokens import TokenTable
+
+    if not getattr(p, "lm_path", None):
+        raise ValueError("--lm-scale is not 0 but no --lm-path (an ARPA n-gram LM) was given")
+    tokens = getattr(p, "tokens", None) or Path(p.lang_dir) / "tokens.txt"
+    key = (str(p.lm_path), str(tokens))
+    if key not in _LM_CACHE:
+        _LM_CACHE[key] = NgramLmScorer(
+            NgramLm.read_arpa(p.lm_path), TokenTable.load(tokens).symbols
+        )
+    return _LM_CACHE[key]
 
 
 # ------------------------------------------------------------------------------------ registry
@@ -273,11 +306,13 @@ _ENTRIES = (
         ("transducer", "ctc"),
         "n-best (--beam-size) from modified_beam_search (joint with --ctc-weight when not 0) "
         "rescored with --ctc-rescore-scale times the CTC head's log-likelihood of the whole "
-        "sequence (every alignment, not frame by frame)",
+        "sequence (every alignment, not frame by frame), plus --lm-scale times an n-gram LM's "
+        "(--lm-path) when not 0",
         _modified_beam_ctc_rescored,
         ("beam_size", "ctc_rescore_scale"),
         uses_blank_penalty=True,
         uses_ctc_weight=True,
+        uses_lm=True,
     ),
 )
 
@@ -358,6 +393,20 @@ def add_decoding_method_arguments(parser) -> None:
         default=1.0,
         help="Weight of the CTC head's whole-sequence log-likelihood in "
         "modified_beam_search_ctc_rescoring (first-pass weight 1).",
+    )
+    parser.add_argument(
+        "--lm-path",
+        default=None,
+        help="An ARPA n-gram LM over the token table's symbols (e.g. data/lm/char_3gram.arpa "
+        "from prepare.sh) for modified_beam_search_ctc_rescoring; used when --lm-scale is not 0.",
+    )
+    parser.add_argument(
+        "--lm-scale",
+        type=float,
+        default=0.0,
+        help="Weight of the --lm-path LM's natural-log probability of each hypothesis (with "
+        "</s>) in modified_beam_search_ctc_rescoring. 0: no LM. Named in the result files "
+        "when not 0.",
     )
     parser.add_argument("--beam", type=float, default=20.0, help="fast_beam_search: log-prob beam.")
     parser.add_argument("--max-contexts", type=int, default=8, help="fast_beam_search: contexts.")

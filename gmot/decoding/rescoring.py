@@ -99,6 +99,33 @@ def ctc_sequence_log_probs(
     return -nll
 
 
+class WeightedScorers:
+    """An :class:`AttentionScorer` whose score is ``sum_k weight_k * scorer_k.score(...)``
+    (weights of 0 are left out, so a ``-inf`` from their scorer does not become nan).
+
+    Args:
+      scorers: ``(scorer, weight)`` pairs, e.g. a :class:`CtcScorer` and an n-gram LM scorer
+        (:class:`gmot.decoding.ngram_lm.NgramLmScorer`).
+    """
+
+    def __init__(self, scorers: list[tuple[AttentionScorer, float]]) -> None:
+        self.scorers = [(s, float(w)) for s, w in scorers if w]
+
+    @torch.no_grad()
+    def score(
+        self,
+        encoder_out: torch.Tensor,
+        encoder_out_lens: torch.Tensor,
+        token_ids: list[list[int]],
+    ) -> torch.Tensor:
+        """(N,) float64 weighted sums; see the class docstring."""
+        total = torch.zeros(len(token_ids), dtype=torch.float64)
+        for scorer, w in self.scorers:
+            s = scorer.score(encoder_out, encoder_out_lens, token_ids)
+            total = total + w * torch.as_tensor(s, dtype=torch.float64).reshape(-1).cpu()
+        return total
+
+
 @torch.no_grad()
 def rescore_nbest(
     attention_decoder: AttentionScorer,

@@ -45,7 +45,15 @@ def test_changed_options_or_inputs_stop_the_stage(tmp_path):
 
     same = _run(d, stub, *base)  # nothing changed: every stage is reused
     assert same.returncode == 0, same.stdout + same.stderr
-    assert same.stdout.count("exists, skipping") == 3  # stages 1, 2, 5 (3, 4 are off)
+    assert same.stdout.count("exists, skipping") == 4  # stages 1, 2, 5, 6 (3, 4 are off)
+
+    # stage 6: a character 3-gram LM of the training text; another order stops the stage
+    from gmot.decoding.ngram_lm import NgramLm
+
+    lm = NgramLm.read_arpa(d / "data/lm/char_3gram.arpa")
+    assert lm.order == 3 and ("我",) in lm.probs
+    r = _run(d, stub, *base, "--lm-order", "2")
+    assert r.returncode != 0 and "data/lm/.done was made with" in r.stdout
 
     r = _run(d, stub, *base, "--plm-layer", "6")
     assert r.returncode != 0

@@ -105,10 +105,30 @@ def test_decoding_runs_the_transducer_searches_alone_and_jointly(tmp_path: Path)
         ("modified_beam_search", "1.5"),
         ("ctc_greedy_search", "0"),
         ("modified_beam_search_ctc_rescoring", "1.5"),
+        ("modified_beam_search_ctc_rescoring", "1.5"),  # again with the LM
     ]
-    assert runs("--ctc-weight", "0") == [
+    assert runs("--ctc-weight", "0", "--lm-scale", "0") == [
         ("greedy_search", "0"),
         ("modified_beam_search", "0"),
         ("ctc_greedy_search", "0"),
         ("modified_beam_search_ctc_rescoring", "0"),
     ]
+
+
+def test_lm_scale_adds_an_lm_rescored_run(tmp_path: Path) -> None:
+    def lm_runs(*args: str) -> list[tuple[str, str | None, str | None]]:
+        out = []
+        for c in _recorded_calls(tmp_path, 2, *args):
+            lm = [c[c.index(f) + 1] if f in c else None for f in ("--lm-path", "--lm-scale")]
+            out.append((c[c.index("--decoding-method") + 1], *lm))
+            if lm[0]:  # the LM run reranks a longer n-best
+                assert c[c.index("--beam-size") + 1] == "8", c
+        return out
+
+    rescoring = "modified_beam_search_ctc_rescoring"
+    assert [r for r in lm_runs() if r[1]] == [(rescoring, "data/lm/char_2gram.arpa", "1.5")]
+    with_lm = lm_runs("--lm-scale", "0.7", "--lm-order", "3")
+    assert [r for r in with_lm if r[1]] == [(rescoring, "data/lm/char_3gram.arpa", "0.7")]
+    assert (rescoring, None, None) in with_lm  # and once without the LM
+    assert len(with_lm) == len(lm_runs("--lm-scale", "0")) + 1
+    assert all(r[1] is None for r in lm_runs("--lm-scale", "0"))

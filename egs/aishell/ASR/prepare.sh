@@ -4,7 +4,8 @@
 #   ./prepare.sh --dl-dir /data/aishell            # use a local copy (dir containing data_aishell/)
 # Stages: 0 download or check the local copy | 1 cut manifests | 2 char token table (+BPE) |
 #         3 precomputed fbank (off unless --compute-fbank true) | 4 MUSAN cuts (if --musan-dir
-#         exists) | 5 PLM targets (default --plm-model bert-base-chinese, needs the hub once).
+#         exists) | 5 PLM targets (default --plm-model bert-base-chinese, needs the hub once) |
+#         6 character n-gram LM of the training text (--lm-order N, 0: none).
 # Each stage writes a .done marker recording its options and input fingerprints; a rerun
 # skips a stage whose marker matches and stops on a mismatch (--force true redoes it).
 set -eou pipefail
@@ -21,8 +22,9 @@ pitch=false  # true: fbank + 3 pitch features (stage 3; train with --pitch 1)
 musan_dir=download/musan
 plm_model=bert-base-chinese
 plm_layer=-1
+lm_order=3
 force=false
-_gmot_known="stage stop_stage dl_dir bpe_vocab_size compute_fbank pitch musan_dir plm_model plm_layer force"
+_gmot_known="stage stop_stage dl_dir bpe_vocab_size compute_fbank pitch musan_dir plm_model plm_layer lm_order force"
 . local/parse_options.sh || exit 1
 
 . local/prepare_common.sh

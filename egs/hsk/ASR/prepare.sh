@@ -5,8 +5,8 @@
 #   ./prepare.sh --stage 1 --stop-stage 2
 # Stages: 0 synthesise corpus | 1 cut manifests | 2 char token table (+BPE) |
 #         3 precomputed fbank (off unless --compute-fbank true) | 4 MUSAN cuts (if --musan-dir
-#         exists) | 5 PLM targets. Each stage writes a .done marker and is skipped when present
-# (delete the marker or pass --force true to redo it).
+#         exists) | 5 PLM targets | 6 char n-gram LM (--lm-order N, 0: none). Each stage writes
+# a .done marker and is skipped when present (delete the marker or pass --force true to redo it).
 set -eou pipefail
 cd "$(dirname "$0")"
 
@@ -33,8 +33,9 @@ pitch=false  # true: fbank + 3 pitch features (stage 3; train with --pitch 1)
 musan_dir=download/musan
 plm_model=""
 plm_layer=-1
+lm_order=2
 force=false
-_gmot_known="stage stop_stage dl_dir num_train num_dev num_test utts_per_speaker max_level held_sentences held_variants text_flatten text_backoff coverage_target seed num_jobs bpe_vocab_size compute_fbank pitch musan_dir plm_model plm_layer force"
+_gmot_known="stage stop_stage dl_dir num_train num_dev num_test utts_per_speaker max_level held_sentences held_variants text_flatten text_backoff coverage_target seed num_jobs bpe_vocab_size compute_fbank pitch musan_dir plm_model plm_layer lm_order force"
 . local/parse_options.sh || exit 1
 
 . local/prepare_common.sh

@@ -138,6 +138,7 @@ class Zipformer(nn.Module):
             config.dropout,
             channels=config.embed_channels,
             convnext_hidden=config.embed_convnext_hidden,
+            activation=config.embed_activation,
         )
         stacks = []
         for i, ds in enumerate(config.downsampling_factor):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gmot.models.zipformer.config import EMBED_ACTIVATIONS
 from gmot.models.zipformer.scaling import Balancer, BiasNorm, SwooshL, SwooshR, Whiten
 
 __all__ = ["Conv2dSubsampling", "subsampled_lengths", "RIGHT_PADDING"]
@@ -42,13 +43,15 @@ def _time_mask(lengths: Tensor, max_len: int) -> Tensor:
 class ConvNeXt(nn.Module):
     """ConvNeXt-style residual block on (B, C, T, F) feature maps."""
 
-    def __init__(self, channels: int = 128, hidden: int = 384, kernel: int = 7) -> None:
+    def __init__(
+        self, channels: int = 128, hidden: int = 384, kernel: int = 7, activation: str = "swoosh"
+    ) -> None:
         super().__init__()
         self.depthwise = nn.Conv2d(
             channels, channels, kernel, padding=kernel // 2, groups=channels, bias=True
         )
         self.pointwise1 = nn.Conv2d(channels, hidden, 1)
-        self.activation = SwooshL()
+        self.activation = SwooshL() if activation == "swoosh" else nn.ReLU()
         self.hidden_balancer = Balancer(hidden, channel_dim=1, min_positive=0.3, max_positive=1.0)
         self.pointwise2 = nn.Conv2d(hidden, channels, 1)
         with torch.no_grad():
@@ -92,6 +95,9 @@ class Conv2dSubsampling(nn.Module):
         channels: output channels of the three convolutions ((8, 32, 128) published; smaller
             only for tiny test models).
         convnext_hidden: hidden channels of the ConvNeXt block (384 published).
+        activation: ``"swoosh"`` (SwooshR after the convolutions, SwooshL in the ConvNeXt
+            block; published) or ``"relu"`` everywhere in the front end (cheaper on CPU: the
+            front end's activations run on the largest tensors of a small model).
     """
 
     def __init__(
@@ -101,21 +107,28 @@ class Conv2dSubsampling(nn.Module):
         dropout: float = 0.1,
         channels: tuple[int, int, int] = (8, 32, 128),
         convnext_hidden: int = 384,
+        activation: str = "swoosh",
     ) -> None:
         super().__init__()
         c1, c2, c3 = channels
         if in_features < 9:
             raise ValueError(f"in_features must be >= 9, got {in_features}")
+        if activation not in EMBED_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {EMBED_ACTIVATIONS}, got {activation!r}")
         self.in_features = in_features
+
+        def act() -> nn.Module:
+            return SwooshR() if activation == "swoosh" else nn.ReLU()
+
         self.conv = nn.Sequential(
             nn.Conv2d(1, c1, 3, padding=(0, 1)),
-            SwooshR(),
+            act(),
             nn.Conv2d(c1, c2, 3, stride=2),
-            SwooshR(),
+            act(),
             nn.Conv2d(c2, c3, 3, stride=(1, 2)),
-            SwooshR(),
+            act(),
         )
-        self.convnext = ConvNeXt(c3, convnext_hidden)
+        self.convnext = ConvNeXt(c3, convnext_hidden, activation=activation)
         self.out_width = ((in_features - 1) // 2 - 1) // 2
         self.out = nn.Linear(self.out_width * c3, out_dim)
         self.out_whiten = Whiten(num_groups=1, whitening_limit=5.0)

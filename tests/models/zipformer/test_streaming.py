@@ -75,6 +75,13 @@ def test_streaming_with_freq_pool_equals_simulated():
     _assert_same(enc, torch.randn(2, 135, 80), torch.tensor([135, 70]))
 
 
+def test_streaming_with_relu_front_end_equals_simulated():
+    enc = _amplify(_encoder(chunk_size=(16,), left_context_frames=(32,), embed_activation="relu"))
+    assert isinstance(enc.encoder_embed.convnext.activation, torch.nn.ReLU)
+    torch.manual_seed(3)
+    _assert_same(enc, torch.randn(2, 135, 80), torch.tensor([135, 70]))
+
+
 def test_chunk_size_and_left_context_change_the_output():
     """The equality tests can tell: another chunk or left context moves outputs by >> 1e-5."""
     torch.manual_seed(1)
