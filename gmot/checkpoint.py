@@ -24,10 +24,10 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -66,11 +66,12 @@ def _new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save(obj, path)`` through a temporary file + ``os.replace`` (atomic on POSIX).
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(f)`` on a temporary binary file next to ``path``, then ``os.replace`` it onto
+    ``path`` (atomic on POSIX): a kill mid-write leaves the previous ``path`` intact.
 
-    The temporary file is ``.<name>.<random>.tmp`` next to ``path``; the result has the mode of
-    an ordinary new file (0666 minus the umask).
+    The temporary file is ``.<name>.<random>.tmp`` next to ``path`` (removed when ``write``
+    fails); the result has the mode of an ordinary new file (0666 minus the umask).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +79,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     try:
         os.fchmod(fd, _new_file_mode())  # mkstemp makes 0600
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -97,6 +98,11 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     except OSError:
         pass
     return path
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj, path)`` through :func:`atomic_write` (temporary file + ``os.replace``)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def remove_stale_temp_files(directory: str | Path) -> list[Path]:

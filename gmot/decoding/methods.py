@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from gmot.data.tokens import TokenTable
 from gmot.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
 from gmot.decoding.k2_search import fast_beam_search, require_k2
 from gmot.decoding.ngram_lm import NgramLm, NgramLmScorer
@@ -201,14 +203,11 @@ def _modified_beam_ctc_rescored(model, enc, lens, p):
         blank_penalty=_blank_penalty(p),
         ctc_scores=w * ctc_log_probs if w else None,
     )
-    scorer = CtcScorer(nn.Identity(), getattr(model, "blank_id", 0))
-    lm_scale = _lm_scale(p)
-    if not lm_scale:
-        return rescore_nbest(
-            scorer, ctc_log_probs, lens, nbest, attention_scale=p.ctc_rescore_scale
-        )
-    both = WeightedScorers([(scorer, p.ctc_rescore_scale), (_lm_scorer(p), lm_scale)])
-    return rescore_nbest(both, ctc_log_probs, lens, nbest, attention_scale=1.0)
+    scorers = [(CtcScorer(nn.Identity(), getattr(model, "blank_id", 0)), p.ctc_rescore_scale)]
+    if _lm_scale(p):
+        scorers.append((_lm_scorer(p), _lm_scale(p)))
+    # weights of 0 are dropped by WeightedScorers, so a scale of 0 ignores that scorer entirely
+    return rescore_nbest(WeightedScorers(scorers), ctc_log_probs, lens, nbest)
 
 
 def _lm_scale(p) -> float:
@@ -220,10 +219,6 @@ _LM_CACHE: dict[tuple[str, str], NgramLmScorer] = {}
 
 def _lm_scorer(p) -> NgramLmScorer:
     """The ``--lm-path`` n-gram LM over the token table's symbols (loaded once)."""
-    from pathlib import Path
-
-    from gmot.data.tokens import TokenTable
-
     if not getattr(p, "lm_path", None):
         raise ValueError("--lm-scale is not 0 but no --lm-path (an ARPA n-gram LM) was given")
     tokens = getattr(p, "tokens", None) or Path(p.lang_dir) / "tokens.txt"
@@ -397,7 +392,7 @@ def add_decoding_method_arguments(parser) -> None:
     parser.add_argument(
         "--lm-path",
         default=None,
-        help="An ARPA n-gram LM over the token table's symbols (e.g. data/lm/char_3gram.arpa "
+        help="An ARPA n-gram LM over the token table's symbols (e.g. data/lm/char_2gram.arpa "
         "from prepare.sh) for modified_beam_search_ctc_rescoring; used when --lm-scale is not 0.",
     )
     parser.add_argument(

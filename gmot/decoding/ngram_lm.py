@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from gmot.checkpoint import atomic_write
+
 __all__ = ["NgramLm", "NgramLmScorer", "train_ngram", "BOS", "EOS", "UNK"]
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -85,8 +87,8 @@ class NgramLm:
 
     # ------------------------------------------------------------------------------ ARPA I/O
     def write_arpa(self, path: str | Path) -> Path:
-        """Write the model as ARPA text (log10 values) to ``path``, atomically."""
-        path = Path(path)
+        """Write the model as ARPA text (log10 values) to ``path``, atomically
+        (:func:`gmot.checkpoint.atomic_write`)."""
         by_order: dict[int, list[tuple[str, ...]]] = defaultdict(list)
         for k in self.probs:
             by_order[len(k)].append(k)
@@ -100,11 +102,8 @@ class NgramLm:
                     row += f"\t{self.backoffs[k]:.6f}"
                 lines.append(row)
         lines += ["", "\\end\\", ""]
-        tmp = path.with_name(path.name + ".tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text("\n".join(lines), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        text = "\n".join(lines).encode("utf-8")
+        return atomic_write(path, lambda f: f.write(text))
 
     @classmethod
     def read_arpa(cls, path: str | Path) -> NgramLm:
