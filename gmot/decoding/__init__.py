@@ -25,7 +25,9 @@ from gmot.decoding.scoring import (
     write_error_stats,
 )
 from gmot.decoding.transducer_search import (
+    TokenLm,
     beam_search,
+    fuse_lm,
     greedy_search,
     greedy_search_batch,
     modified_beam_search,
@@ -37,6 +39,7 @@ __all__ = [
     "ErrorCounts",
     "NgramLm",
     "NgramLmScorer",
+    "TokenLm",
     "WeightedScorers",
     "beam_search",
     "compute_cer",
@@ -45,6 +48,7 @@ __all__ = [
     "ctc_prefix_beam_search",
     "ctc_sequence_log_probs",
     "fast_beam_search",
+    "fuse_lm",
     "greedy_search",
     "greedy_search_batch",
     "modified_beam_search",

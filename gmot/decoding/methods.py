@@ -34,6 +34,10 @@ HEADS: dict[str, tuple[tuple[str, ...], str]] = {
     "attention": (("attention_decoder",), "an attention decoder"),
 }
 
+#: ``--ctc-joint`` values: the per-frame product of the two heads, or CTC prefix scores
+#: (:mod:`gmot.decoding.ctc_prefix`, greedy_search only).
+CTC_JOINT_MODES = ("frame", "prefix")
+
 #: (model, encoder_out (B, T, D), encoder_out_lens (B,), parsed flags) -> token ids per utterance
 Search = Callable[[nn.Module, torch.Tensor, torch.Tensor, argparse.Namespace], list[list[int]]]
 
@@ -57,8 +61,9 @@ class DecodingMethod:
       uses_ctc_weight: the search honours ``--ctc-weight`` (joint CTC / transducer scoring;
         named in the result files when not 0, needs the CTC head then; other methods refuse a
         non-zero value).
-      uses_lm: the search honours ``--lm-scale`` / ``--lm-path`` (an n-gram LM's score added
-        in rescoring; named in the result files when not 0; other methods refuse it).
+      uses_lm: the search honours ``--lm-scale`` / ``--lm-path`` (an n-gram LM: fused frame
+        by frame in greedy and modified beam search, added in rescoring; named in the result
+        files when not 0; other methods refuse it).
     """
 
     name: str
@@ -81,7 +86,7 @@ class DecodingMethod:
         for key, value, used, where in (
             ("blank_penalty", _blank_penalty(params), self.uses_blank_penalty, both_r),
             ("ctc_weight", _ctc_weight(params), self.uses_ctc_weight, both_r),
-            ("lm_scale", _lm_scale(params), self.uses_lm, rescored),
+            ("lm_scale", _lm_scale(params), self.uses_lm, both_r),
         ):  # fmt: skip
             if not value:
                 continue
@@ -91,6 +96,8 @@ class DecodingMethod:
                     f"not to --decoding-method {self.name}"
                 )
             name += f"_{key}_{value}"
+        if _ctc_weight(params) and _ctc_joint(params) == "prefix":
+            name += "_ctc_joint_prefix"  # only the methods that take --ctc-weight get here
         return name
 
     def check_model(self, model: nn.Module, params: argparse.Namespace | None = None) -> None:
@@ -124,15 +131,44 @@ def _ctc_weight(p: argparse.Namespace) -> float:
     return w
 
 
-def _ctc_scores(model, enc, p) -> torch.Tensor | None:
-    """(B, T, V) CTC log-probabilities times ``--ctc-weight`` (None when it is 0)."""
+def _fusion(p) -> dict:
+    """``lm`` / ``lm_scale`` keyword arguments of the transducer searches (LM fusion)."""
+    scale = _lm_scale(p)
+    return {"lm": _lm_scorer(p), "lm_scale": scale} if scale else {}
+
+
+def _ctc_joint(p) -> str:
+    """``--ctc-joint``: how --ctc-weight joins the CTC head ("frame" or "prefix")."""
+    mode = getattr(p, "ctc_joint", "frame") or "frame"
+    if mode not in CTC_JOINT_MODES:
+        raise ValueError(f"--ctc-joint must be one of {', '.join(CTC_JOINT_MODES)}, got {mode!r}")
+    return mode
+
+
+def _joint_kwargs(p, ctc_log_probs: torch.Tensor | None) -> dict:
+    """The transducer searches' joint-scoring arguments for --ctc-weight / --ctc-joint from
+    the CTC head's (B, T, V) log-probabilities (None: weight 0, no CTC)."""
     w = _ctc_weight(p)
-    return None if w == 0 else w * model.ctc_output(enc)
+    if not w:
+        return {}
+    if _ctc_joint(p) == "prefix":
+        return {"ctc_log_probs": ctc_log_probs, "ctc_prefix_weight": w}
+    return {"ctc_scores": w * ctc_log_probs}
+
+
+def _ctc_log_probs(model, enc, p) -> torch.Tensor | None:
+    return model.ctc_output(enc) if _ctc_weight(p) else None
 
 
 def _greedy(model, enc, lens, p):
     return greedy_search_batch(
-        model, enc, lens, p.max_sym_per_frame, _blank_penalty(p), _ctc_scores(model, enc, p)
+        model,
+        enc,
+        lens,
+        p.max_sym_per_frame,
+        _blank_penalty(p),
+        **_joint_kwargs(p, _ctc_log_probs(model, enc, p)),
+        **_fusion(p),
     )
 
 
@@ -147,7 +183,8 @@ def _modified_beam(model, enc, lens, p):
         lens,
         p.beam_size,
         blank_penalty=_blank_penalty(p),
-        ctc_scores=_ctc_scores(model, enc, p),
+        **_joint_kwargs(p, _ctc_log_probs(model, enc, p)),
+        **_fusion(p),
     )
 
 
@@ -193,7 +230,6 @@ def _modified_beam_ctc_rescored(model, enc, lens, p):
     # the CTC head runs once per batch: its (B, T, V) log-probabilities serve the joint first
     # pass and, as the rows the rescorer repeats per hypothesis, the sequence scores
     ctc_log_probs = model.ctc_output(enc)
-    w = _ctc_weight(p)
     nbest = modified_beam_search(
         model,
         enc,
@@ -201,7 +237,7 @@ def _modified_beam_ctc_rescored(model, enc, lens, p):
         p.beam_size,
         return_nbest=True,
         blank_penalty=_blank_penalty(p),
-        ctc_scores=w * ctc_log_probs if w else None,
+        **_joint_kwargs(p, ctc_log_probs),
     )
     scorers = [(CtcScorer(nn.Identity(), getattr(model, "blank_id", 0)), p.ctc_rescore_scale)]
     if _lm_scale(p):
@@ -235,11 +271,13 @@ _ENTRIES = (
     DecodingMethod(
         "greedy_search",
         ("transducer",),
-        "batched transducer greedy search (at most --max-sym-per-frame symbols per frame)",
+        "batched transducer greedy search (at most --max-sym-per-frame symbols per frame; "
+        "with --lm-scale, an n-gram LM fused on every frame)",
         _greedy,
         ("max_sym_per_frame",),
         uses_blank_penalty=True,
         uses_ctc_weight=True,
+        uses_lm=True,
     ),
     DecodingMethod(
         "beam_search",
@@ -252,11 +290,13 @@ _ENTRIES = (
     DecodingMethod(
         "modified_beam_search",
         ("transducer",),
-        "batched transducer beam search, one symbol per frame (--beam-size)",
+        "batched transducer beam search, one symbol per frame (--beam-size; with --lm-scale, "
+        "an n-gram LM fused on every frame)",
         _modified_beam,
         ("beam_size",),
         uses_blank_penalty=True,
         uses_ctc_weight=True,
+        uses_lm=True,
     ),
     DecodingMethod(
         "fast_beam_search",
@@ -383,6 +423,16 @@ def add_decoding_method_arguments(parser) -> None:
         "not 0.",
     )
     parser.add_argument(
+        "--ctc-joint",
+        default="frame",
+        choices=CTC_JOINT_MODES,
+        help="How --ctc-weight joins the CTC head in greedy_search and the modified beam "
+        "searches. frame: its log-probability of the same symbol on the same frame. prefix: "
+        "the change of the CTC probability of the hypothesis so far (CTC prefix scores), so "
+        "that a character the transducer emits a few frames away from the CTC spike is not "
+        "emitted twice. Named in the result files when prefix.",
+    )
+    parser.add_argument(
         "--ctc-rescore-scale",
         type=float,
         default=1.0,
@@ -393,15 +443,18 @@ def add_decoding_method_arguments(parser) -> None:
         "--lm-path",
         default=None,
         help="An ARPA n-gram LM over the token table's symbols (e.g. data/lm/char_2gram.arpa "
-        "from prepare.sh) for modified_beam_search_ctc_rescoring; used when --lm-scale is not 0.",
+        "from prepare.sh) for greedy_search, modified_beam_search (fusion) and "
+        "modified_beam_search_ctc_rescoring (rescoring); used when --lm-scale is not 0.",
     )
     parser.add_argument(
         "--lm-scale",
         type=float,
         default=0.0,
-        help="Weight of the --lm-path LM's natural-log probability of each hypothesis (with "
-        "</s>) in modified_beam_search_ctc_rescoring. 0: no LM. Named in the result files "
-        "when not 0.",
+        help="Weight of the --lm-path LM's natural-log probability. greedy_search and "
+        "modified_beam_search: of each next character, on every frame; the LM only re-ranks "
+        "the characters, blank and the total emission probability stay the acoustic model's. "
+        "modified_beam_search_ctc_rescoring: of each whole hypothesis (with </s>) in the "
+        "rescoring. 0: no LM. Named in the result files when not 0.",
     )
     parser.add_argument("--beam", type=float, default=20.0, help="fast_beam_search: log-prob beam.")
     parser.add_argument("--max-contexts", type=int, default=8, help="fast_beam_search: contexts.")

@@ -16,7 +16,9 @@ probability for a seen n-gram is the interpolated one and whose backoff weight f
 
 ``NgramLmScorer`` gives an LM the scorer interface of :mod:`gmot.decoding.rescoring`, so
 ``modified_beam_search_ctc_rescoring --lm-path ... --lm-scale ...`` adds its log-probability
-(natural log, ``</s>`` included) to each hypothesis's score. Decoding needs no PLM and no LM;
+(natural log, ``</s>`` included) to each hypothesis's score, and the token-LM interface of
+:mod:`gmot.decoding.transducer_search` (``next_log_probs``), so greedy and modified beam search
+fuse it frame by frame (``--lm-scale`` with those methods). Decoding needs no PLM and no LM;
 this is an option.
 """
 
@@ -217,6 +219,29 @@ class NgramLmScorer:
     def __init__(self, lm: NgramLm, id_to_symbol: Sequence[str] | dict[int, str]) -> None:
         self.lm = lm
         self.id_to_symbol = id_to_symbol
+        self._next: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def next_log_probs(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
+        """(N, V) float32 natural-log probabilities of every token id (V = the table's size)
+        after each history of token ids (``<s>`` is prepended; only the last ``order - 1``
+        tokens matter, and the rows are cached by them). Ids whose symbol the LM does not know
+        get its ``<unk>`` probability (or 1e-10)."""
+        k = self.lm.order - 1
+        rows = []
+        for h in histories:
+            key = tuple(h[len(h) - k :]) if k and len(h) >= k else (None, *h) if k else ()
+            row = self._next.get(key)
+            if row is None:
+                hist = [BOS, *(self.id_to_symbol[i] for i in h)]
+                syms = [self.id_to_symbol[i] for i in range(len(self.id_to_symbol))]
+                row = torch.tensor(
+                    [self.lm.log10_prob(hist, w) * _LN10 for w in syms], dtype=torch.float32
+                )
+                self._next[key] = row
+            rows.append(row)
+        if not rows:
+            return torch.zeros(0, len(self.id_to_symbol))
+        return torch.stack(rows)
 
     def score(
         self,

@@ -20,15 +20,88 @@ decision (a symbol or blank) is scored by the transducer's log-probability plus
 The CTC head spikes on one frame per character and is blank elsewhere, so the sum keeps the
 transducer from deleting a character whose frames resemble the one it just emitted (a repeated
 or similar-sounding character), the transducer's most frequent error on a small model.
+Where the two heads put a character on different frames, though, the product emits it twice.
+Greedy and modified beam search therefore also take the CTC head's log-probabilities with a
+weight (``ctc_log_probs``, ``ctc_prefix_weight``) and score each decision by the change of the
+CTC probability of the whole hypothesis so far (CTC prefix scores,
+:mod:`gmot.decoding.ctc_prefix`; ``decode.py --ctc-joint prefix``), which counts a later CTC
+spike for a character already emitted as the same character.
+
+LM fusion: greedy and modified beam search take ``lm``, a :class:`TokenLm` (an n-gram LM over
+the token table, :class:`gmot.decoding.ngram_lm.NgramLmScorer`), and ``lm_scale``. On every
+decision the non-blank scores of a hypothesis get ``lm_scale`` times the LM's log-probability of
+the token after the hypothesis's tokens, and are then shifted by one constant so that their
+log-sum-exp is what it was before (:func:`fuse_lm`). The LM thus only redistributes the mass the
+acoustic model gives to "emit a character" among the characters; blank and the total emission
+probability are untouched, so hypotheses of different lengths stay comparable and no length
+bonus or blank penalty has to be tuned alongside the LM scale.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
+
+from gmot.decoding.ctc_prefix import (
+    CtcPrefixLattice,
+    decision_scores,
+    initial_lattice,
+    push_labels,
+)
+
+
+class TokenLm(Protocol):
+    """A token LM for fusion: ``next_log_probs(histories)`` -> (N, V) natural-log
+    probabilities of each next token id after each history (the emitted token ids, no
+    blanks); the blank column is ignored."""
+
+    def next_log_probs(self, histories: Sequence[Sequence[int]]) -> torch.Tensor: ...
+
+
+def fuse_lm(
+    scores: torch.Tensor, lm_log_probs: torch.Tensor, lm_scale: float, blank_id: int
+) -> torch.Tensor:
+    """LM fusion that keeps blank and the total emission score (module docstring).
+
+    Args:
+      scores: (N, V) log-domain scores of one decision per row (blank included).
+      lm_log_probs: (N, V) the LM's natural-log probabilities of the next token per row.
+      lm_scale: weight of the LM (0: ``scores`` unchanged).
+      blank_id: the blank's column, left as it is.
+
+    Returns:
+      (N, V): non-blank columns ``scores + lm_scale * lm_log_probs + c`` with the per-row
+      constant ``c`` that keeps their log-sum-exp equal to that of ``scores``; blank unchanged.
+    """
+    assert scores.shape == lm_log_probs.shape and scores.dim() == 2, (
+        f"scores {tuple(scores.shape)} and lm_log_probs {tuple(lm_log_probs.shape)} must be "
+        "the same (N, V)"
+    )
+    if not lm_scale:
+        return scores
+    keep = torch.ones(scores.shape[1], dtype=torch.bool, device=scores.device)
+    keep[blank_id] = False
+    s = scores[:, keep]
+    fused = s + lm_scale * lm_log_probs[:, keep].to(s.dtype)
+    fused = fused + (s.logsumexp(dim=1, keepdim=True) - fused.logsumexp(dim=1, keepdim=True))
+    out = scores.clone()
+    out[:, keep] = fused
+    return out
+
+
+def _lm_bias(
+    lm: TokenLm | None, lm_scale: float, histories: list[list[int]], context_size: int
+) -> torch.Tensor | None:
+    """The LM's (N, V) next-token log-probabilities for hypotheses ``histories`` (token lists
+    starting with ``context_size`` blanks), or None when there is no LM or its scale is 0."""
+    if lm is None or not lm_scale:
+        return None
+    return lm.next_log_probs([h[context_size:] for h in histories])
 
 
 def _check_inputs(encoder_out: torch.Tensor, encoder_out_lens: torch.Tensor) -> None:
@@ -93,6 +166,9 @@ def greedy_search_advance(
     max_sym_per_frame: int = 1,
     blank_penalty: float = 0.0,
     ctc_scores: torch.Tensor | None = None,
+    lm: TokenLm | None = None,
+    lm_scale: float = 0.0,
+    ctc_prefix: CtcPrefixLattice | None = None,
 ) -> torch.Tensor:
     """Advance batched greedy search over a block of frames (whole utterances or one chunk).
 
@@ -107,6 +183,10 @@ def greedy_search_advance(
       ctc_scores: None, or (B, T, V) weighted CTC log-probabilities in the order of ``enc``:
         the decision on frame t maximises the transducer's log-probability plus
         ``ctc_scores[b, t]`` (see the module docstring).
+      lm, lm_scale: LM fusion (:func:`fuse_lm`; None or 0: none).
+      ctc_prefix: None, or the CTC prefix lattices of the rows (in the order of ``enc``, at
+        the first frame of this block): joint scoring by CTC prefix scores
+        (:mod:`gmot.decoding.ctc_prefix`) instead of the per-frame product.
 
     Returns:
       the new (B, J) decoder outputs (the state for the next block).
@@ -121,12 +201,19 @@ def greedy_search_advance(
         n = sum(1 for length in lens if length > t)
         if n == 0:
             break
-        for _ in range(max_sym_per_frame):
+        for k in range(max_sym_per_frame):
             logits = _joint(model, enc[:n, t], dec[:n], blank_penalty)  # (n, V)
             if ctc_scores is not None:
                 logits = logits.log_softmax(dim=-1) + ctc_scores[:n, t]
+            if ctc_prefix is not None:
+                logits = logits.log_softmax(dim=-1) + ctc_prefix.scores(n, t)
+            bias = _lm_bias(lm, lm_scale, hyps[:n], context_size)
+            if bias is not None:
+                logits = fuse_lm(logits, bias, lm_scale, blank_id)  # shift-invariant
             y = logits.argmax(dim=-1)
             emitted = (y != blank_id).nonzero(as_tuple=True)[0]
+            if ctc_prefix is not None and k == 0:  # the frame's one CTC decision
+                ctc_prefix.commit(n, t, {i: int(y[i]) for i in emitted.tolist()})
             if emitted.numel() == 0:
                 break
             for i in emitted.tolist():
@@ -149,6 +236,10 @@ def greedy_search_batch(
     max_sym_per_frame: int = 1,
     blank_penalty: float = 0.0,
     ctc_scores: torch.Tensor | None = None,
+    lm: TokenLm | None = None,
+    lm_scale: float = 0.0,
+    ctc_log_probs: torch.Tensor | None = None,
+    ctc_prefix_weight: float = 0.0,
 ) -> list[list[int]]:
     """Batched greedy search.
 
@@ -160,6 +251,10 @@ def greedy_search_batch(
       blank_penalty: subtracted from the blank logit (see :func:`greedy_search_advance`).
       ctc_scores: None, or (B, T, V) weighted CTC log-probabilities added to the transducer's
         on every frame (joint scoring, see the module docstring).
+      lm, lm_scale: LM fusion (:func:`fuse_lm`; None or 0: none).
+      ctc_log_probs, ctc_prefix_weight: (B, T, V) the CTC head's log-probabilities and a
+        weight > 0: joint scoring by CTC prefix scores (:mod:`gmot.decoding.ctc_prefix`; use
+        instead of ``ctc_scores``); weight 0: not used.
 
     Returns:
       B token-id lists.
@@ -179,8 +274,29 @@ def greedy_search_batch(
     _check_ctc_scores(ctc_scores, B, encoder_out.shape[1], "greedy_search")
     if ctc_scores is not None:
         ctc_scores = ctc_scores[order.to(ctc_scores.device)]
+    prefix = None
+    if ctc_prefix_weight:
+        if ctc_log_probs is None:
+            raise ValueError("greedy_search: ctc_prefix_weight is not 0 but no ctc_log_probs")
+        _check_ctc_scores(ctc_log_probs, B, encoder_out.shape[1], "greedy_search")
+        prefix = CtcPrefixLattice(
+            ctc_log_probs[order.to(ctc_log_probs.device)],
+            ctc_prefix_weight,
+            model.decoder.blank_id,
+            max_labels=encoder_out.shape[1] * max_sym_per_frame,
+        )
     greedy_search_advance(
-        model, enc, lens[order].tolist(), hyps, dec, max_sym_per_frame, blank_penalty, ctc_scores
+        model,
+        enc,
+        lens[order].tolist(),
+        hyps,
+        dec,
+        max_sym_per_frame,
+        blank_penalty,
+        ctc_scores,
+        lm,
+        lm_scale,
+        prefix,
     )
 
     result: list[list[int]] = [[] for _ in range(B)]
@@ -197,6 +313,8 @@ def greedy_search(
     max_sym_per_frame: int = 1,
     blank_penalty: float = 0.0,
     ctc_scores: torch.Tensor | None = None,
+    lm: TokenLm | None = None,
+    lm_scale: float = 0.0,
 ) -> list[list[int]]:
     """Greedy search one utterance at a time (reference for :func:`greedy_search_batch`).
 
@@ -219,6 +337,9 @@ def greedy_search(
                 logits = _joint(model, enc[t : t + 1], dec, blank_penalty)[0]
                 if ctc_scores is not None:
                     logits = logits.log_softmax(dim=-1) + ctc_scores[b, t]
+                bias = _lm_bias(lm, lm_scale, [hyp], context_size)
+                if bias is not None:
+                    logits = fuse_lm(logits[None], bias, lm_scale, blank_id)[0]
                 y = int(logits.argmax(dim=-1))
                 if y == blank_id:
                     break
@@ -247,6 +368,9 @@ class _Hyp:
     ys: list[int]  # includes the context_size leading blanks
     log_prob: float
     sym_this_frame: int = 0
+    # CTC prefix lattice (alpha (S,), state symbols (S,), label count) when joint scoring
+    # uses prefix scores (modified beam search with ctc_prefix)
+    ctc: tuple[torch.Tensor, torch.Tensor, int] | None = None
 
     @property
     def key(self) -> tuple[int, ...]:
@@ -269,6 +393,8 @@ def _add_logadd(pool: dict[tuple[int, ...], _Hyp], hyp: _Hyp) -> None:
     if old is None:
         pool[hyp.key] = hyp
     else:
+        if hyp.log_prob > old.log_prob:  # a merged hypothesis keeps the better one's lattice
+            old.ctc = hyp.ctc
         old.log_prob = log_add(old.log_prob, hyp.log_prob)
         old.sym_this_frame = min(old.sym_this_frame, hyp.sym_this_frame)
 
@@ -355,6 +481,9 @@ def modified_beam_search_advance(
     beam: int = 4,
     blank_penalty: float = 0.0,
     ctc_scores: torch.Tensor | None = None,
+    lm: TokenLm | None = None,
+    lm_scale: float = 0.0,
+    ctc_prefix: tuple[torch.Tensor, float] | None = None,
 ) -> None:
     """Advance modified beam search over a block of frames (whole utterances or one chunk).
 
@@ -368,6 +497,10 @@ def modified_beam_search_advance(
       blank_penalty: subtracted from the blank logit before the log-softmax.
       ctc_scores: None, or (B, T, V) weighted CTC log-probabilities added to every
         hypothesis' log-probabilities on frame t (joint scoring, see the module docstring).
+      lm, lm_scale: LM fusion (:func:`fuse_lm`; None or 0: none).
+      ctc_prefix: None, or (``log_probs`` (B, T, V) the CTC head's log-probabilities in the
+        order of ``enc``, weight > 0): joint scoring by CTC prefix scores, one lattice per
+        hypothesis (:mod:`gmot.decoding.ctc_prefix`; use instead of ``ctc_scores``).
     """
     B, T, _ = enc.shape
     _check_ctc_scores(ctc_scores, B, T, "modified_beam_search")
@@ -392,6 +525,20 @@ def modified_beam_search_advance(
         log_probs = logits.log_softmax(dim=-1).float()  # (N, V)
         if ctc_scores is not None:
             log_probs = log_probs + ctc_scores[rows, t].float()
+        if ctc_prefix is not None:
+            ctc_lp, ctc_w = ctc_prefix
+            _check_ctc_scores(ctc_lp, B, T, "modified_beam_search")
+            empty = initial_lattice(1, ctc_lp.shape[1], blank_id, device)
+            states = [h.ctc or (empty[0][0], empty[1][0], 0) for _, h in flat]
+            c_alpha = torch.stack([st[0] for st in states])
+            c_sym = torch.stack([st[1] for st in states])
+            c_n = torch.tensor([st[2] for st in states], dtype=torch.int64, device=device)
+            c_lp = ctc_lp[rows, t].float()
+            c_scores, c_alpha_t = decision_scores(c_alpha, c_sym, c_n, c_lp, blank_id)
+            log_probs = log_probs + ctc_w * c_scores
+        bias = _lm_bias(lm, lm_scale, [h.ys for _, h in flat], context_size)
+        if bias is not None:
+            log_probs = fuse_lm(log_probs, bias, lm_scale, blank_id)
         prev = torch.tensor([h.log_prob for _, h in flat], dtype=torch.float32, device=device)
         log_probs = (log_probs + prev.unsqueeze(1)).cpu()
         V = log_probs.shape[1]
@@ -406,7 +553,17 @@ def modified_beam_search_advance(
             for v, i in zip(values.tolist(), idx.tolist()):
                 h, tok = hyps_b[i // V], i % V
                 ys = h.ys if tok == blank_id else h.ys + [tok]
-                _add_logadd(new_beam, _Hyp(ys, v))
+                ctc = None
+                if ctc_prefix is not None:
+                    g = start - n_h + i // V  # the hypothesis' row in flat
+                    a, sy, nl = c_alpha_t[g], c_sym[g], c_n[g : g + 1]
+                    if tok != blank_id:
+                        a, sy, nl = a.clone(), sy.clone(), nl.clone()
+                        push_labels(
+                            a[None], c_alpha[g][None], sy[None], nl, c_lp[g][None], [0], [tok]
+                        )
+                    ctc = (a, sy, int(nl[0]))
+                _add_logadd(new_beam, _Hyp(ys, v, ctc=ctc))
             beams[b] = new_beam
 
 
@@ -430,6 +587,10 @@ def modified_beam_search(
     return_nbest: bool = False,
     blank_penalty: float = 0.0,
     ctc_scores: torch.Tensor | None = None,
+    lm: TokenLm | None = None,
+    lm_scale: float = 0.0,
+    ctc_log_probs: torch.Tensor | None = None,
+    ctc_prefix_weight: float = 0.0,
 ) -> list[list[int]] | list[list[tuple[list[int], float]]]:
     """Batched beam search with at most one symbol per frame (the "modified" transducer search).
 
@@ -447,6 +608,10 @@ def modified_beam_search(
       blank_penalty: subtracted from the blank logit before the log-softmax.
       ctc_scores: None, or (B, T, V) weighted CTC log-probabilities (joint scoring, see the
         module docstring).
+      lm, lm_scale: LM fusion (:func:`fuse_lm`; None or 0: none).
+      ctc_log_probs, ctc_prefix_weight: joint scoring by CTC prefix scores, as in
+        :func:`greedy_search_batch` (one lattice per hypothesis; a merged hypothesis keeps the
+        lattice of its more probable part).
 
     Returns:
       B token-id lists (best hypothesis by total log-probability), or the n-best lists.
@@ -454,10 +619,26 @@ def modified_beam_search(
     _check_inputs(encoder_out, encoder_out_lens)
     if beam < 1:
         raise ValueError(f"beam must be >= 1; got {beam}")
+    prefix = None
+    if ctc_prefix_weight:
+        if ctc_log_probs is None:
+            raise ValueError(
+                "modified_beam_search: ctc_prefix_weight is not 0 but no ctc_log_probs"
+            )
+        prefix = (ctc_log_probs, float(ctc_prefix_weight))
     beams = [init_beam(model) for _ in range(encoder_out.shape[0])]
     enc = model.joiner.encoder_proj(encoder_out)  # (B, T, J)
     modified_beam_search_advance(
-        model, enc, encoder_out_lens.tolist(), beams, beam, blank_penalty, ctc_scores
+        model,
+        enc,
+        encoder_out_lens.tolist(),
+        beams,
+        beam,
+        blank_penalty,
+        ctc_scores,
+        lm,
+        lm_scale,
+        prefix,
     )
     c = model.decoder.context_size
     if return_nbest:

@@ -133,6 +133,33 @@ def test_lm_rescoring_adds_the_ngram_lm(model, tmp_path):
     args = parser.parse_args(["--lm-scale", "0.5", "--lm-path", "x.arpa"])
     name = get_method("modified_beam_search_ctc_rescoring").setting_name(args)
     assert name.endswith("_ctc_rescore_scale_1.0_lm_scale_0.5"), name
-    for method in ("greedy_search", "modified_beam_search", "ctc_prefix_beam_search"):
-        with pytest.raises(ValueError, match="--lm-scale applies to modified_beam_search_ctc"):
+    for method in ("greedy_search", "modified_beam_search"):
+        name = get_method(method).setting_name(args)
+        assert name.endswith("_lm_scale_0.5"), name
+    for method in ("beam_search", "ctc_greedy_search", "ctc_prefix_beam_search"):
+        with pytest.raises(ValueError, match="--lm-scale applies to greedy_search and modi"):
             get_method(method).setting_name(args)
+
+    # fusion in greedy search: with a huge scale each emitted character is the LM's favourite
+    # after the ones before it (the acoustic model only decides when to emit)
+    def greedy(lm_scale):
+        p = argparse.Namespace(
+            decoding_method="greedy_search",
+            max_sym_per_frame=1,
+            lm_scale=lm_scale,
+            lm_path=str(tmp_path / "lm.arpa"),
+            tokens=str(tmp_path / "tokens.txt"),
+        )
+        return decode_batch(model, x, x_lens, p)
+
+    chars = symbols[3:]
+    fused = greedy(1e4)
+    assert any(fused) and fused != greedy(0.0)
+    for hyp in fused:
+        hist = ["<s>"]
+        for tok in hyp:
+            best = max(chars, key=lambda w: lm.log10_prob(hist, w))
+            assert symbols[tok] == best, (hyp, hist)
+            hist.append(symbols[tok])
+    p_plain = argparse.Namespace(decoding_method="greedy_search", max_sym_per_frame=1)
+    assert greedy(0.0) == decode_batch(model, x, x_lens, p_plain)

@@ -186,3 +186,16 @@ def test_ctc_weight_names_the_results_needs_the_ctc_head_and_is_refused_where_un
             decode_batch(TransducerOnly(), None, None, p)
     with pytest.raises(ValueError, match="--ctc-weight must be >= 0"):
         get_method("greedy_search").setting_name(parser.parse_args(["--ctc-weight", "-1"]))
+
+    # --ctc-joint prefix: named when the weight is on, greedy_search only
+    p = parser.parse_args(["--ctc-weight", "1.5", "--ctc-joint", "prefix"])
+    assert get_method("greedy_search").setting_name(p) == (
+        "greedy_search_max_sym_per_frame_1_ctc_weight_1.5_ctc_joint_prefix"
+    )
+    assert get_method("modified_beam_search").setting_name(p).endswith("_ctc_joint_prefix")
+    with pytest.raises(ValueError, match="--ctc-weight applies to"):
+        get_method("ctc_greedy_search").setting_name(p)
+    off = parser.parse_args(["--ctc-joint", "prefix"])  # weight 0: nothing to join
+    assert get_method("greedy_search").setting_name(off) == "greedy_search_max_sym_per_frame_1"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--ctc-joint", "sequence"])

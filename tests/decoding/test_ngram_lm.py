@@ -108,3 +108,29 @@ def test_scorer_and_weighted_scorers():
     both = WeightedScorers([(scorer, 2.0), (Impossible(), 0.0)])
     assert both.score(enc, lens, [[3, 4], [4, 4]]).tolist() == pytest.approx((2 * s).tolist())
     assert torch.isinf(WeightedScorers([(Impossible(), 1.0)]).score(enc, lens, [[3]])).all()
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_next_log_probs_for_fusion(order):
+    """The fusion interface: row n is p(token | <s> + history n) for every token id, equal to
+    log10_prob in natural log; the sentence log-probability is the sum of its rows (plus
+    </s>); rows are shared by histories that end alike, never by shorter ones."""
+    lm = train_ngram(_corpus(seed=3), order=order)
+    symbols = ["<blk>", "<unk>", "<sos/eos>", *"abcdef"]
+    scorer = NgramLmScorer(lm, symbols)
+    hists = [[], [3], [4, 3], [5, 4, 3], [3, 3]]
+    rows = scorer.next_log_probs(hists)
+    assert rows.shape == (5, len(symbols)) and rows.dtype == torch.float32
+    for h, row in zip(hists, rows):
+        hist = ["<s>", *(symbols[i] for i in h)]
+        want = [lm.log10_prob(hist, w) * math.log(10) for w in symbols]
+        assert row.tolist() == pytest.approx(want, rel=1e-5)
+    # a sentence: the chain rule over next_log_probs, then </s>
+    ids = [3, 5, 4, 4]
+    chain = sum(float(scorer.next_log_probs([ids[:i]])[0, t]) for i, t in enumerate(ids))
+    end = lm.log10_prob(["<s>", *(symbols[i] for i in ids)], EOS) * math.log(10)
+    assert chain + end == pytest.approx(lm.log_prob([symbols[i] for i in ids]), rel=1e-5)
+    # the empty history (<s>) differs from a one-token one in a bigram or higher model
+    if order > 1:
+        assert not torch.allclose(rows[0], rows[1])
+    assert scorer.next_log_probs([]).shape == (0, len(symbols))

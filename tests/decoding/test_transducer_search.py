@@ -8,6 +8,7 @@ from tiny_transducer import TableModel, TinyTransducer
 from gmot.decoding import (
     beam_search,
     fast_beam_search,
+    fuse_lm,
     greedy_search,
     greedy_search_batch,
     modified_beam_search,
@@ -186,9 +187,16 @@ def test_blank_penalty_equals_a_lower_blank_bias(tiny, penalty):
         got = greedy_search_batch(tiny, enc, lens, max_sym, blank_penalty=penalty)
         assert got == greedy_search_batch(lowered, enc, lens, max_sym)
         assert got == greedy_search(tiny, enc, lens, max_sym, blank_penalty=penalty)
-    for nbest in (False, True):
-        got = modified_beam_search(tiny, enc, lens, 3, nbest, blank_penalty=penalty)
-        assert got == modified_beam_search(lowered, enc, lens, 3, nbest)
+    got = modified_beam_search(tiny, enc, lens, 3, blank_penalty=penalty)
+    assert got == modified_beam_search(lowered, enc, lens, 3)
+    # n-best: the same hypotheses in the same order; scores equal up to float rounding (the
+    # penalty is subtracted after the joiner, the bias inside it)
+    got = modified_beam_search(tiny, enc, lens, 3, True, blank_penalty=penalty)
+    want = modified_beam_search(lowered, enc, lens, 3, True)
+    assert [[t for t, _ in nb] for nb in got] == [[t for t, _ in nb] for nb in want]
+    for nb_got, nb_want in zip(got, want):
+        for (_, a), (_, b) in zip(nb_got, nb_want):
+            assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-5)
     # the flag's purpose: a model with a stronger blank emits less; the penalty undoes that
     quiet = copy.deepcopy(tiny)
     with torch.no_grad():
@@ -255,3 +263,95 @@ def test_joint_ctc_scoring_checks_the_shape(tiny):
         greedy_search_batch(tiny, enc, lens, ctc_scores=torch.zeros(2, enc.shape[1], 5))
     with pytest.raises(ValueError, match="ctc_scores must be"):
         modified_beam_search(tiny, enc, lens, 2, ctc_scores=torch.zeros(3, 2, 5))
+
+
+# ------------------------------------------------------------------------------- LM fusion
+class _TableLm:
+    """A token LM given as a table: next-token log-probs depend on the last token only
+    (``table[last]``, row 0 for the empty history); records the histories it was asked."""
+
+    def __init__(self, V, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.table = (3.0 * torch.randn(V, V, generator=g)).log_softmax(-1)
+        self.asked = []
+
+    def next_log_probs(self, histories):
+        self.asked.extend(tuple(h) for h in histories)
+        return torch.stack([self.table[h[-1] if h else 0] for h in histories])
+
+
+def test_fuse_lm_keeps_blank_and_the_emission_mass():
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randn(4, 6, generator=g).log_softmax(-1)
+    lm = torch.randn(4, 6, generator=g).log_softmax(-1)
+    fused = fuse_lm(scores, lm, 0.7, blank_id=0)
+    assert torch.equal(fused[:, 0], scores[:, 0])
+    torch.testing.assert_close(fused[:, 1:].logsumexp(-1), scores[:, 1:].logsumexp(-1))
+    # the characters are re-ranked by scores + 0.7 * lm (a constant shift per row)
+    shift = fused[:, 1:] - (scores[:, 1:] + 0.7 * lm[:, 1:])
+    torch.testing.assert_close(shift, shift[:, :1].expand_as(shift))
+    assert fuse_lm(scores, lm, 0.0, 0) is scores
+    # a very large scale puts (nearly) all the emission mass on the LM's favourite character
+    big = fuse_lm(scores, lm, 1e3, 0)
+    assert torch.equal(big[:, 1:].argmax(-1), lm[:, 1:].argmax(-1))
+
+
+def test_lm_fusion_greedy_by_hand(tiny):
+    """Each greedy decision is the argmax of fuse_lm(log_softmax(joiner), lm(history)); the
+    batched, per-utterance and beam-1 searches agree, and the LM sees the emitted tokens."""
+    enc, lens = _random_batch(seed=6)
+    V = tiny.decoder.vocab_size
+    lm = _TableLm(V, seed=1)
+    c, blank = tiny.decoder.context_size, tiny.decoder.blank_id
+    got = greedy_search_batch(tiny, enc, lens, 1, lm=lm, lm_scale=1.5)
+    for b in range(3):
+        ys = [blank] * c
+        for t in range(int(lens[b])):
+            dec = tiny.decoder(torch.tensor([ys[-c:]]), need_pad=False)[:, -1]
+            lp = tiny.joiner(enc[b : b + 1, t], dec).log_softmax(-1)
+            hist = ys[c:]
+            lm_row = lm.table[hist[-1] if hist else 0][None]
+            tok = int(fuse_lm(lp, lm_row, 1.5, blank)[0].argmax())
+            if tok != blank:
+                ys.append(tok)
+        assert got[b] == ys[c:], b
+    assert greedy_search(tiny, enc, lens, 1, lm=lm, lm_scale=1.5) == got
+    assert modified_beam_search(tiny, enc, lens, 1, lm=lm, lm_scale=1.5) == got
+    assert all(blank not in h for h in lm.asked)  # histories are emitted tokens only
+    assert got != greedy_search_batch(tiny, enc, lens, 1)  # the LM changed something here
+    assert greedy_search_batch(tiny, enc, lens, 1, lm=lm, lm_scale=0.0) == (
+        greedy_search_batch(tiny, enc, lens, 1)
+    )
+
+
+def test_lm_fusion_large_beam_is_exact_for_the_fused_model():
+    """With LM fusion, a beam holding every hypothesis gives each label sequence the total of
+    its paths under the fused per-frame scores (enumerated here)."""
+    torch.manual_seed(2)
+    model = TinyTransducer(vocab_size=4).eval()
+    with torch.no_grad():
+        model.joiner.output_linear.weight.mul_(3)
+    enc = torch.randn(1, 3, 6) * 2
+    lm = _TableLm(4, seed=5)
+    c = model.decoder.context_size
+    totals: dict[tuple, float] = {}
+    for path in itertools.product(range(4), repeat=3):
+        ys, logp = [0] * c, 0.0
+        for t, tok in enumerate(path):
+            dec = model.decoder(torch.tensor([ys]), need_pad=True)[:, -1]
+            lp = model.joiner(enc[0, t : t + 1], dec).detach().log_softmax(-1)
+            hist = ys[c:]
+            lp = fuse_lm(lp, lm.table[hist[-1] if hist else 0][None], 0.8, 0)
+            logp += float(lp[0, tok])
+            if tok != 0:
+                ys.append(tok)
+        key = tuple(ys[c:])
+        totals[key] = float(
+            torch.logaddexp(torch.tensor(totals.get(key, -math.inf)), torch.tensor(logp))
+        )
+    nbest = modified_beam_search(
+        model, enc, torch.tensor([3]), beam=200, return_nbest=True, lm=lm, lm_scale=0.8
+    )[0]
+    assert len(nbest) == len(totals)
+    for toks, lp in nbest:
+        assert math.isclose(lp, totals[tuple(toks)], rel_tol=1e-4, abs_tol=1e-4)

@@ -21,6 +21,7 @@ def test_default_preset() -> None:
     assert rc == 0
     assert (v["preset"], v["num-epochs"], v["avg"], v["lr-epochs"]) == ("default", "4", "1", "2")
     assert v["ctc-weight"] == "1.5"
+    assert v["ctc-joint"] == "prefix"
     assert v["exp-dir"] == "zipformer_gmot/exp"
 
 
@@ -107,6 +108,11 @@ def test_decoding_runs_the_transducer_searches_alone_and_jointly(tmp_path: Path)
         ("modified_beam_search_ctc_rescoring", "1.5"),
         ("modified_beam_search_ctc_rescoring", "1.5"),  # again with the LM
     ]
+    # every decode call says how the CTC head joins (decode.py ignores it at weight 0)
+    joints = [c[c.index("--ctc-joint") + 1] for c in _recorded_calls(tmp_path, 2)]
+    assert set(joints) == {"prefix"}
+    frame = _recorded_calls(tmp_path, 2, "--ctc-joint", "frame")
+    assert {c[c.index("--ctc-joint") + 1] for c in frame} == {"frame"}
     assert runs("--ctc-weight", "0", "--lm-scale", "0") == [
         ("greedy_search", "0"),
         ("modified_beam_search", "0"),

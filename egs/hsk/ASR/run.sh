@@ -20,9 +20,9 @@
 # Zipformer's schedules on a 1-second clock (--ref-duration 1) so that its warm-up regularisers
 # are done within the first few hundred updates (RESULTS.md has the measurements). Decoding uses
 # the running average over the last epoch (--avg 1 --use-averaged-model 1) and decodes the
-# transducer searches twice: alone and with the CTC head's scores added (--ctc-weight 1.5); the
-# CTC-rescored n-best is decoded once more with a character bigram LM of the training text
-# (--lm-scale 1.5, beam 8; --lm-scale 0 skips it).
+# transducer searches twice: alone and jointly with the CTC head (--ctc-weight 1.5, CTC prefix
+# scores: --ctc-joint prefix); the CTC-rescored n-best is decoded once more with a character
+# bigram LM of the training text (--lm-scale 1.5, beam 8; --lm-scale 0 skips it).
 # Stages: 0 prepare.sh | 1 train | 2 decode ($methods, below) | 3 summary.
 # Every option: ./run.sh --help. See RESULTS.md for measured CERs and times.
 set -eou pipefail
@@ -60,6 +60,12 @@ methods="greedy_search modified_beam_search ctc_greedy_search modified_beam_sear
 # are decoded a second time with this weight times the CTC head's log-probabilities added on
 # every frame (0: not at all). 1.5 was chosen on dev (RESULTS.md, "Joint CTC / transducer").
 ctc_weight=1.5
+# How the CTC head's scores join the transducer's (decode.py --ctc-joint): prefix = the change
+# of the CTC probability of the hypothesis so far on each frame, which keeps a character that
+# the two heads place on different frames from coming out twice; frame = the CTC head's
+# log-probability of the same symbol on the same frame (the demo's scoring before 2026-12-08).
+# prefix was chosen on dev over three seeds (RESULTS.md, "CTC prefix scores").
+ctc_joint=prefix
 # Character n-gram LM (prepare.sh stage 6, data/lm/char_<lm_order>gram.arpa, training text only):
 # modified_beam_search_ctc_rescoring is decoded a second time, with beam lm_beam_size and
 # lm_scale times the LM's log-probability added in the rescoring (0: not at all). Bigram, 1.5
@@ -83,7 +89,7 @@ case "$preset" in
   long) num_epochs=12; avg=4; lr_epochs=3; exp_dir=zipformer_gmot/exp_long ;;
   *) echo "$0: unknown --preset '$preset' (known: default, long)" >&2; exit 1 ;;
 esac
-_gmot_known="preset stage stop_stage exp_dir encoder_config input_norm freq_pool pitch decoder_dim joiner_dim num_epochs avg max_duration num_buckets spec_aug max_level ref_duration base_lr lr_batches lr_epochs seed num_workers ctc_loss_scale gmot_loss_scale gmot_alpha gmot_epsilon gmot_layer gmot_center_plm methods ctc_weight lm_order lm_scale lm_beam_size train_args"
+_gmot_known="preset stage stop_stage exp_dir encoder_config input_norm freq_pool pitch decoder_dim joiner_dim num_epochs avg max_duration num_buckets spec_aug max_level ref_duration base_lr lr_batches lr_epochs seed num_workers ctc_loss_scale gmot_loss_scale gmot_alpha gmot_epsilon gmot_layer gmot_center_plm methods ctc_weight ctc_joint lm_order lm_scale lm_beam_size train_args"
 . local/parse_options.sh || exit 1
 
 if [ -z "${PYTHON:-}" ] && [ -x ../../../.venv/bin/python ]; then PYTHON=../../../.venv/bin/python; fi
@@ -149,10 +155,11 @@ if want 2; then
         lm_args=()
         [ "$s" = 0 ] || lm_args=(--lm-path "data/lm/char_${lm_order}gram.arpa" --lm-scale "$s"
                                  --beam-size "$lm_beam_size")
-        log "Stage 2: decode dev and test with $m, CTC weight $w, LM scale $s (epoch" \
-            "$num_epochs, avg $avg, averaged model)"
+        log "Stage 2: decode dev and test with $m, CTC weight $w ($ctc_joint), LM scale $s" \
+            "(epoch $num_epochs, avg $avg, averaged model)"
         $PY ./zipformer_gmot/decode.py --exp-dir "$exp_dir" --epoch "$num_epochs" --avg "$avg" \
-          --use-averaged-model 1 --decoding-method "$m" --ctc-weight "$w" --max-duration 300 \
+          --use-averaged-model 1 --decoding-method "$m" --ctc-weight "$w" --ctc-joint "$ctc_joint" \
+          --max-duration 300 \
           --on-the-fly-feats 0 "${lm_args[@]}" \
           --test-cuts data/fbank/hsk_cuts_dev.jsonl.gz data/fbank/hsk_cuts_test.jsonl.gz
       done
