@@ -155,7 +155,9 @@ if want 2; then
         lm_args=()
         [ "$s" = 0 ] || lm_args=(--lm-path "data/lm/char_${lm_order}gram.arpa" --lm-scale "$s"
                                  --beam-size "$lm_beam_size")
-        log "Stage 2: decode dev and test with $m, CTC weight $w ($ctc_joint), LM scale $s" \
+        joint=""
+        [ "$w" = 0 ] || joint=" ($ctc_joint)"
+        log "Stage 2: decode dev and test with $m, CTC weight $w$joint, LM scale $s" \
             "(epoch $num_epochs, avg $avg, averaged model)"
         $PY ./zipformer_gmot/decode.py --exp-dir "$exp_dir" --epoch "$num_epochs" --avg "$avg" \
           --use-averaged-model 1 --decoding-method "$m" --ctc-weight "$w" --ctc-joint "$ctc_joint" \
