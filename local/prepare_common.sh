@@ -58,9 +58,13 @@ prepare_common_stages() {
     inputs=$($PY ./local/prepare_manifests.py --layout "$layout" --corpus-dir "$corpus_dir" --print-inputs)
     corpus_mark=$(cat "$corpus_dir/.done" 2>/dev/null | tr -s ' \n' ' ' || true)
     opts="corpus=$corpus corpus_dir=$corpus_dir $inputs corpus_done=[${corpus_mark% }]"
+    # a recipe may post-process the manifests within stage 1 (recipe_stage1_post, e.g. hsk's
+    # silence trimming); its settings (stage1_post_opts) are part of the stage's marker
+    [ -n "${stage1_post_opts:-}" ] && opts+=" $stage1_post_opts"
     if run_stage 1 data/manifests/.$corpus.done "$opts"; then
       log "Stage 1: lhotse cut manifests ($layout layout) -> data/manifests/${corpus}_cuts_{train,dev,test}.jsonl.gz"
       $PY ./local/prepare_manifests.py --layout "$layout" --corpus $corpus --corpus-dir "$corpus_dir" --output-dir data/manifests
+      if declare -F recipe_stage1_post > /dev/null; then recipe_stage1_post; fi
       echo "$opts" > data/manifests/.$corpus.done
     fi
   fi

@@ -168,3 +168,30 @@ def test_hsk_prepare_text_balance_defaults_are_text_balance():
         assert var in known, var
         assert f'{flag} "${var}"' in script, f"prepare.sh does not pass {flag}"
         assert f"{var}=${var}" in script, f"the stage-0 marker does not record {var}"
+
+
+def test_hsk_trim_silence_trims_training_cuts_only(tmp_path):
+    """--trim-silence M (part of stage 1): training cuts start at their speech minus M (the
+    padding re-drawn from the seed), dev and test stay whole; the marker records M, so another
+    value (or none) stops instead of reusing the trimmed manifests."""
+    from gmot.corpora.hsk.synth import speech_span
+
+    d = _recipe_copy(tmp_path, "hsk")
+    base = ("--num-train", "20", "--num-dev", "2", "--num-test", "2", "--stop-stage", "1")
+    r = _run(d, *base, "--trim-silence", "0.05", "--seed", "5")
+    assert r.returncode == 0, r.stdout + r.stderr
+    cuts = {s: _read_cuts(d / f"data/manifests/hsk_cuts_{s}.jsonl.gz") for s in ("train", "dev")}
+    for c in cuts["train"]:
+        rec = c["recording"]
+        start, end = speech_span(rec["id"], 5, rec["num_samples"])
+        assert c["start"] == pytest.approx(start - 0.05, abs=1e-4)
+        assert c["start"] + c["duration"] == pytest.approx(
+            min(rec["duration"], end + 0.05), abs=1e-4
+        )
+        assert c["supervisions"][0]["duration"] == pytest.approx(c["duration"])
+    for c in cuts["dev"]:
+        assert c["start"] == 0 and c["duration"] == pytest.approx(c["recording"]["duration"])
+    assert "trim_silence=0.05" in (d / "data/manifests/.hsk.done").read_text()
+    for other in ("0.1", "none"):
+        r = _run(d, *base, "--trim-silence", other, "--seed", "5")
+        assert r.returncode != 0 and "data/manifests/.hsk.done was made with" in r.stdout, other

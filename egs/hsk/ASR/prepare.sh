@@ -34,8 +34,12 @@ musan_dir=download/musan
 plm_model=""
 plm_layer=-1
 lm_order=2
+# Seconds of the synthesiser's leading/trailing silence kept on the training cuts (stage 1
+# trims the rest, local/trim_silence.py; the padding is known exactly from the seed); "none"
+# keeps it all. Dev and test are never trimmed.
+trim_silence=none
 force=false
-_gmot_known="stage stop_stage dl_dir num_train num_dev num_test utts_per_speaker max_level held_sentences held_variants text_flatten text_backoff coverage_target seed num_jobs bpe_vocab_size compute_fbank pitch musan_dir plm_model plm_layer lm_order force"
+_gmot_known="stage stop_stage dl_dir num_train num_dev num_test utts_per_speaker max_level held_sentences held_variants text_flatten text_backoff coverage_target seed num_jobs bpe_vocab_size compute_fbank pitch musan_dir plm_model plm_layer lm_order trim_silence force"
 . local/parse_options.sh || exit 1
 
 . local/prepare_common.sh
@@ -58,5 +62,13 @@ if run_stage 0 "$corpus_dir/.done" "$corpus_opts"; then
   echo "$corpus_opts" > "$corpus_dir/.done"
 fi
 
+if [ "$trim_silence" != none ]; then
+  stage1_post_opts="trim_silence=$trim_silence"
+  recipe_stage1_post() {
+    log "Stage 1: trim the training cuts' silence to $trim_silence s per side"
+    $PY ./local/trim_silence.py --cuts data/manifests/${corpus}_cuts_train.jsonl.gz --seed "$seed" \
+      --margin "$trim_silence"
+  }
+fi
 prepare_common_stages
 log "Done (stages $stage..$stop_stage)."

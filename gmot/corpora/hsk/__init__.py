@@ -27,7 +27,9 @@ the output does not depend on the number of jobs.
 
 Modules: :mod:`~gmot.corpora.hsk.text` (character set, natural and sampled sentences, text per
 split), :mod:`~gmot.corpora.hsk.plan` (speakers and utterances), :mod:`~gmot.corpora.hsk.synth`
-(audio, augmentation, the files above), :mod:`~gmot.corpora.hsk.cli` (the command lines of
+(audio, augmentation, the files above; :func:`speech_span` re-draws an utterance's padding),
+:mod:`~gmot.corpora.hsk.trim` (training cuts without the padding, ``prepare.sh
+--trim-silence``), :mod:`~gmot.corpora.hsk.cli` (the command lines of
 ``local/synth_hsk_corpus.py`` and ``local/synth_text_set.py``). Their public names are
 importable from this package.
 """
@@ -48,7 +50,9 @@ from gmot.corpora.hsk.synth import (
     LICENSE_TEXT,
     TARGET_SR,
     augment,
+    speech_span,
     synthesize_corpus,
+    utterance_rng,
     write_corpus,
 )
 from gmot.corpora.hsk.text import (
@@ -63,6 +67,7 @@ from gmot.corpora.hsk.text import (
     pinyin_of,
     select_text,
 )
+from gmot.corpora.hsk.trim import trim_silence
 
 __all__ = [
     "LICENSE_TEXT",
@@ -75,6 +80,7 @@ __all__ = [
     "Utterance",
     "WordBigram",
     "augment",
+    "speech_span",
     "balance_by_coverage",
     "charset",
     "cjk_only",
@@ -91,6 +97,8 @@ __all__ = [
     "select_text",
     "split_variants",
     "synthesize_corpus",
+    "trim_silence",
+    "utterance_rng",
     "usable_variants",
     "write_corpus",
 ]
