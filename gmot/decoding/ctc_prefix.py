@@ -1,4 +1,4 @@
-"""Frame-synchronous CTC prefix scores for joint CTC / transducer greedy search.
+"""Frame-synchronous CTC prefix scores for joint CTC / transducer search (greedy and beam).
 
 The per-frame product of the two heads (``--ctc-weight``, :mod:`gmot.decoding.transducer_search`)
 scores a decision on frame t with the CTC head's probability of the same symbol on the same
@@ -14,13 +14,15 @@ states blank, h_1, blank, h_2, ..., h_U, blank). On frame t,
 
 * blank (keep ``h``) scores ``w * (log P_t(h) - log P_{t-1}(h))``;
 * emitting ``y`` scores ``w * (log P_t(h + y) - log P_{t-1}(h))``, where ``h + y`` gets ``y``
-  on frame t (its earlier starts are not tracked: a greedy hypothesis that did not emit ``y``
-  before frame t never held it).
+  on frame t (its earlier starts are not tracked: a hypothesis that did not emit ``y`` before
+  frame t never held it).
 
 Once ``h + y`` is chosen its lattice goes on with the forward recursion, so a CTC spike for
 ``y`` on a later frame is absorbed as another alignment of the same ``y`` (blank then scores
 high there) instead of being read as a second ``y``. With a large weight the decisions follow
 the CTC head's own best prefix; with weight 0 they are the transducer's alone.
+:class:`CtcPrefixLattice` holds the lattices of greedy search's rows; modified beam search keeps
+one lattice per hypothesis and calls :func:`decision_scores` and :func:`push_labels` itself.
 
 All scores are natural logs; at most one symbol per frame gets CTC support (a CTC alignment
 has one label per frame), so a second symbol on the same frame scores ``-inf`` from the CTC

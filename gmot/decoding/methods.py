@@ -35,7 +35,7 @@ HEADS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 #: ``--ctc-joint`` values: the per-frame product of the two heads, or CTC prefix scores
-#: (:mod:`gmot.decoding.ctc_prefix`, greedy_search only).
+#: (:mod:`gmot.decoding.ctc_prefix`); both for greedy_search and the modified beam searches.
 CTC_JOINT_MODES = ("frame", "prefix")
 
 #: (model, encoder_out (B, T, D), encoder_out_lens (B,), parsed flags) -> token ids per utterance
