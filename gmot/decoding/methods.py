@@ -139,7 +139,7 @@ def _fusion(p) -> dict:
 
 def _ctc_joint(p) -> str:
     """``--ctc-joint``: how --ctc-weight joins the CTC head ("frame" or "prefix")."""
-    mode = getattr(p, "ctc_joint", "frame") or "frame"
+    mode = getattr(p, "ctc_joint", "prefix") or "prefix"
     if mode not in CTC_JOINT_MODES:
         raise ValueError(f"--ctc-joint must be one of {', '.join(CTC_JOINT_MODES)}, got {mode!r}")
     return mode
@@ -424,13 +424,14 @@ def add_decoding_method_arguments(parser) -> None:
     )
     parser.add_argument(
         "--ctc-joint",
-        default="frame",
+        default="prefix",
         choices=CTC_JOINT_MODES,
         help="How --ctc-weight joins the CTC head in greedy_search and the modified beam "
-        "searches. frame: its log-probability of the same symbol on the same frame. prefix: "
-        "the change of the CTC probability of the hypothesis so far (CTC prefix scores), so "
-        "that a character the transducer emits a few frames away from the CTC spike is not "
-        "emitted twice. Named in the result files when prefix.",
+        "searches. prefix (default): the change of the CTC probability of the hypothesis so "
+        "far (CTC prefix scores), so that a character the transducer emits a few frames away "
+        "from the CTC spike is not emitted twice. frame: the CTC head's log-probability of the "
+        "same symbol on the same frame (gmot's joint scoring before 2026-12-08; result files "
+        "without a ctc_joint part were made with it). Named in the result files when prefix.",
     )
     parser.add_argument(
         "--ctc-rescore-scale",

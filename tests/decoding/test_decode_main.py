@@ -220,7 +220,8 @@ def test_decode_main_joint_ctc_greedy_search(corpus, monkeypatch):
     monkeypatch.setattr(decode_main, "load_model", lambda p, d: (model, {}, "epoch-3-avg-1"))
     exp = tmp_path / "exp"
     args = ["--exp-dir", str(exp), "--lang-dir", str(lang), "--test-cuts", str(manifest)]
-    args += ["--device", "cpu", "--max-duration", "1.0", "--num-workers", "0", "--ctc-weight"]
+    args += ["--device", "cpu", "--max-duration", "1.0", "--num-workers", "0"]
+    args += ["--ctc-joint", "frame", "--ctc-weight"]
     decode_main.main([*args, "0"])
     decode_main.main([*args, "1.5"])
     # both settings' rows stay in the shared summary (a second decode once deleted the first's)

@@ -161,7 +161,7 @@ def test_ctc_weight_names_the_results_needs_the_ctc_head_and_is_refused_where_un
 
     parser = argparse.ArgumentParser()
     add_decoding_method_arguments(parser)
-    p = parser.parse_args(["--ctc-weight", "1.5"])
+    p = parser.parse_args(["--ctc-weight", "1.5", "--ctc-joint", "frame"])
     assert get_method("greedy_search").setting_name(p) == (
         "greedy_search_max_sym_per_frame_1_ctc_weight_1.5"
     )
@@ -187,8 +187,8 @@ def test_ctc_weight_names_the_results_needs_the_ctc_head_and_is_refused_where_un
     with pytest.raises(ValueError, match="--ctc-weight must be >= 0"):
         get_method("greedy_search").setting_name(parser.parse_args(["--ctc-weight", "-1"]))
 
-    # --ctc-joint prefix: named when the weight is on, greedy_search only
-    p = parser.parse_args(["--ctc-weight", "1.5", "--ctc-joint", "prefix"])
+    # --ctc-joint prefix (the default): named when the weight is on
+    p = parser.parse_args(["--ctc-weight", "1.5"])
     assert get_method("greedy_search").setting_name(p) == (
         "greedy_search_max_sym_per_frame_1_ctc_weight_1.5_ctc_joint_prefix"
     )
