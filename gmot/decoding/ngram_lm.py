@@ -219,7 +219,7 @@ class NgramLmScorer:
     def __init__(self, lm: NgramLm, id_to_symbol: Sequence[str] | dict[int, str]) -> None:
         self.lm = lm
         self.id_to_symbol = id_to_symbol
-        self._next: dict[tuple[int, ...], torch.Tensor] = {}
+        self._next: dict[tuple[str, ...], torch.Tensor] = {}
 
     def next_log_probs(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
         """(N, V) float32 natural-log probabilities of every token id (V = the table's size)
@@ -227,15 +227,20 @@ class NgramLmScorer:
         tokens matter, and the rows are cached by them). Ids whose symbol the LM does not know
         get its ``<unk>`` probability (or 1e-10)."""
         k = self.lm.order - 1
+        syms = [self.id_to_symbol[i] for i in range(len(self.id_to_symbol))]
         rows = []
         for h in histories:
-            key = tuple(h[len(h) - k :]) if k and len(h) >= k else (None, *h) if k else ()
+            # the last order - 1 symbols of <s> + history: all that log10_prob reads
+            if k == 0:
+                key: tuple[str, ...] = ()
+            elif len(h) >= k:
+                key = tuple(self.id_to_symbol[i] for i in h[len(h) - k :])
+            else:
+                key = (BOS, *(self.id_to_symbol[i] for i in h))
             row = self._next.get(key)
             if row is None:
-                hist = [BOS, *(self.id_to_symbol[i] for i in h)]
-                syms = [self.id_to_symbol[i] for i in range(len(self.id_to_symbol))]
                 row = torch.tensor(
-                    [self.lm.log10_prob(hist, w) * _LN10 for w in syms], dtype=torch.float32
+                    [self.lm.log10_prob(key, w) * _LN10 for w in syms], dtype=torch.float32
                 )
                 self._next[key] = row
             rows.append(row)

@@ -507,6 +507,11 @@ def modified_beam_search_advance(
     assert len(lens) == len(beams) == B, f"{len(lens)} lens, {len(beams)} beams for B={B}"
     blank_id, context_size = model.decoder.blank_id, model.decoder.context_size
     device = enc.device
+    if ctc_prefix is not None:
+        ctc_lp, ctc_w = ctc_prefix
+        _check_ctc_scores(ctc_lp, B, T, "modified_beam_search")
+        e_alpha, e_sym, _ = initial_lattice(1, ctc_lp.shape[1], blank_id, device)
+        empty = (e_alpha[0], e_sym[0], 0)  # the lattice of a hypothesis with no characters
     dec_cache: dict[tuple[int, ...], torch.Tensor] = {}
     for t in range(T):
         active = [b for b in range(B) if lens[b] > t]
@@ -526,10 +531,7 @@ def modified_beam_search_advance(
         if ctc_scores is not None:
             log_probs = log_probs + ctc_scores[rows, t].float()
         if ctc_prefix is not None:
-            ctc_lp, ctc_w = ctc_prefix
-            _check_ctc_scores(ctc_lp, B, T, "modified_beam_search")
-            empty = initial_lattice(1, ctc_lp.shape[1], blank_id, device)
-            states = [h.ctc or (empty[0][0], empty[1][0], 0) for _, h in flat]
+            states = [h.ctc or empty for _, h in flat]
             c_alpha = torch.stack([st[0] for st in states])
             c_sym = torch.stack([st[1] for st in states])
             c_n = torch.tensor([st[2] for st in states], dtype=torch.int64, device=device)
